@@ -1,0 +1,232 @@
+"""The LLM gateway: every request this server makes for model output passes here.
+
+One `LLM` serves one tool call. It decides where a request goes, in this order:
+
+1. the client's own LLM through MCP sampling — `Route.CLIENT_WITH_TOOLS` when the client
+   declares `sampling.tools` (SEP-1577), `Route.CLIENT_TEXT_ONLY` when it samples text;
+2. a server-side sampling handler, when the server was created with one
+   (`create_server(sampling_handler=...)`) — `Route.SERVER`;
+3. otherwise a `SamplingUnavailableError` that says what is missing and how to fix it.
+
+It bounds every request (a timeout, an explicit `maxTokens`, a limit on requests in
+flight), counts them, and, when the tool call is cancelled, cancels the requests still
+waiting on the client. Untrusted text reaches it only inside a `Prompt`, fenced.
+
+    llm = LLM(ctx, GatewaySettings())
+    summary = await llm.complete(
+        Prompt("Summarise the document.", document=text),
+        system="You write precise summaries.",
+        max_tokens=400,
+    )
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+
+import anyio
+from fastmcp import Context
+from fastmcp.exceptions import ToolError
+from mcp.shared.exceptions import McpError
+from mcp.types import (
+    CancelledNotification,
+    CancelledNotificationParams,
+    ClientCapabilities,
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    CreateMessageResultWithTools,
+    SamplingCapability,
+    SamplingMessage,
+    SamplingToolsCapability,
+    ServerNotification,
+    TextContent,
+)
+
+from .config import GatewaySettings
+from .prompting import Prompt
+
+logger = logging.getLogger(__name__)
+
+Reply = CreateMessageResult | CreateMessageResultWithTools
+
+
+class Route(enum.Enum):
+    """Where the gateway sends a request for model output."""
+
+    CLIENT_WITH_TOOLS = "the client's LLM, with sampling tools"
+    CLIENT_TEXT_ONLY = "the client's LLM, text only"
+    SERVER = "the server-side LLM"
+
+
+class LLMError(ToolError):
+    """A request for model output failed; the message says why and what to do."""
+
+
+class SamplingUnavailableError(LLMError):
+    """Neither the client nor the server can provide an LLM."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This tool needs an LLM, but the connected MCP client does not support "
+            "sampling and this server has no LLM of its own. Either connect with a "
+            "client that samples (fast-agent and docker-agent support sampling with "
+            "tools; VS Code with GitHub Copilot, goose and the MCP Inspector sample "
+            "text; Claude Desktop, Claude Code and Cursor do not sample), or give the "
+            "server a model of its own (see 'Server-side LLM' in the README)."
+        )
+
+
+class SamplingTimeoutError(LLMError):
+    """The LLM did not answer in time."""
+
+
+class SamplingFailedError(LLMError):
+    """The LLM refused, failed, or answered with something unusable."""
+
+
+class LLM:
+    """The gateway for one tool call: route, bound, count and cancel model requests."""
+
+    def __init__(self, ctx: Context, settings: GatewaySettings) -> None:
+        self._ctx = ctx
+        self._settings = settings
+        self._slots = anyio.Semaphore(settings.max_concurrency)
+        self.calls_made = 0
+        """Sampling requests sent so far, failed ones included."""
+
+    @property
+    def route(self) -> Route:
+        """Where requests go; raises `SamplingUnavailableError` when nowhere."""
+        session = self._ctx.session
+        if session.check_client_capability(
+            ClientCapabilities(
+                sampling=SamplingCapability(tools=SamplingToolsCapability())
+            )
+        ):
+            return Route.CLIENT_WITH_TOOLS
+        if session.check_client_capability(
+            ClientCapabilities(sampling=SamplingCapability())
+        ):
+            return Route.CLIENT_TEXT_ONLY
+        if self._ctx.fastmcp.sampling_handler is not None:
+            return Route.SERVER
+        raise SamplingUnavailableError()
+
+    async def complete(
+        self,
+        prompt: Prompt,
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
+        """Ask for plain text; returns the model's reply."""
+        reply = await self.sample(
+            [_user_message(prompt.text)],
+            system=prompt.system(system),
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        return _text_of(reply)
+
+    async def sample(
+        self,
+        messages: list[SamplingMessage],
+        *,
+        system: str | None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Reply:
+        """Send one sampling request along the route, within the gateway's bounds.
+
+        The building block of `complete` and of the structured and agent loops; a
+        pattern that needs several turns calls it with the history it owns.
+        """
+        route = self.route
+        params = CreateMessageRequestParams(
+            messages=messages,
+            systemPrompt=system,
+            temperature=temperature,
+            maxTokens=max_tokens or self._settings.max_tokens,
+        )
+        async with self._slots:
+            self.calls_made += 1
+            logger.debug("sampling request %d via %s", self.calls_made, route.value)
+            try:
+                with anyio.fail_after(self._settings.timeout):
+                    if route is Route.SERVER:
+                        return await self._ask_server(params)
+                    return await self._ask_client(params)
+            except TimeoutError:
+                raise SamplingTimeoutError(
+                    f"{route.value.capitalize()} did not answer within "
+                    f"{self._settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
+                ) from None
+
+    async def _ask_client(self, params: CreateMessageRequestParams) -> Reply:
+        session = self._ctx.session
+        # mcp 1.x allocates the id inside create_message without exposing it; no
+        # await comes before that, so reading the next id here names this request.
+        request_id = session._request_id
+        try:
+            return await session.create_message(
+                messages=params.messages,
+                system_prompt=params.systemPrompt,
+                temperature=params.temperature,
+                max_tokens=params.maxTokens,
+                related_request_id=self._ctx.request_id,
+            )
+        except McpError as error:
+            raise SamplingFailedError(
+                f"The client's LLM did not answer: {error.error.message}"
+            ) from None
+        except anyio.get_cancelled_exc_class():
+            # The SDK abandons the request silently; tell the client to stop its LLM.
+            with anyio.CancelScope(shield=True):
+                await session.send_notification(
+                    ServerNotification(
+                        CancelledNotification(
+                            params=CancelledNotificationParams(
+                                requestId=request_id,
+                                reason="The tool call that asked for it ended.",
+                            )
+                        )
+                    )
+                )
+            raise
+
+    async def _ask_server(self, params: CreateMessageRequestParams) -> Reply:
+        handler = self._ctx.fastmcp.sampling_handler
+        assert handler is not None  # `route` chose SERVER because there is one
+        try:
+            answer = handler(params.messages, params, self._ctx.request_context)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        # Whatever the handler's provider raises becomes one clear tool error.
+        except Exception as error:  # noqa: BLE001
+            raise SamplingFailedError(
+                f"The server-side LLM failed: {type(error).__name__}: {error}"
+            ) from None
+        if isinstance(answer, str):
+            return CreateMessageResult(
+                role="assistant",
+                content=TextContent(type="text", text=answer),
+                model="server-side",
+                stopReason="endTurn",
+            )
+        return answer
+
+
+def _user_message(text: str) -> SamplingMessage:
+    return SamplingMessage(role="user", content=TextContent(type="text", text=text))
+
+
+def _text_of(reply: Reply) -> str:
+    blocks = reply.content if isinstance(reply.content, list) else [reply.content]
+    texts = [block.text for block in blocks if isinstance(block, TextContent)]
+    if not texts:
+        kinds = ", ".join(sorted({block.type for block in blocks})) or "nothing"
+        raise SamplingFailedError(f"The LLM answered without text (got {kinds}).")
+    return "\n".join(texts)
