@@ -50,3 +50,8 @@ class GatewaySettings(BaseSettings):
         ge=1,
         description="`maxTokens` for requests whose caller does not set one.",
     )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="Retries after an invalid structured answer (so 4 requests at most).",
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+from typing import TypeVar
 
 import anyio
 from fastmcp import Context
@@ -42,14 +43,18 @@ from mcp.types import (
     SamplingToolsCapability,
     ServerNotification,
     TextContent,
+    Tool,
+    ToolChoice,
 )
 
 from .config import GatewaySettings
 from .prompting import Prompt
+from .structured import ResultSpec, read_reply, text_in
 
 logger = logging.getLogger(__name__)
 
 Reply = CreateMessageResult | CreateMessageResultWithTools
+T = TypeVar("T")
 
 
 class Route(enum.Enum):
@@ -84,6 +89,10 @@ class SamplingTimeoutError(LLMError):
 
 class SamplingFailedError(LLMError):
     """The LLM refused, failed, or answered with something unusable."""
+
+
+class StructuredOutputError(LLMError):
+    """The LLM kept answering with something that is not the asked-for type."""
 
 
 class LLM:
@@ -131,6 +140,49 @@ class LLM:
         )
         return _text_of(reply)
 
+    async def structured(
+        self,
+        prompt: Prompt,
+        *,
+        result_type: type[T],
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> T:
+        """Ask for a validated `result_type`, on every route.
+
+        With sampling tools (the client's, or the server-side LLM's), the model answers
+        by calling a `final_response` tool; with text-only sampling, the schema goes into
+        the system prompt and the JSON is read out of the reply. Either way an invalid
+        answer goes back to the model with the validation errors, at most
+        `MCP_SAMPLING_MAX_RETRIES` times, then a `StructuredOutputError` says what the
+        model kept getting wrong.
+        """
+        spec = ResultSpec(result_type)
+        native = self.route is not Route.CLIENT_TEXT_ONLY
+        system = prompt.system(system)
+        if not native:
+            system = "\n\n".join(filter(None, [system, spec.instructions()]))
+        conversation = [_user_message(prompt.text)]
+        for _attempt in range(self._settings.max_retries + 1):
+            reply = await self.sample(
+                conversation,
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=[spec.tool()] if native else None,
+                tool_choice=ToolChoice(mode="required") if native else None,
+            )
+            attempt = read_reply(spec, _blocks_of(reply), native=native)
+            if attempt.problem is None:
+                return attempt.result
+            conversation += attempt.follow_up
+        raise StructuredOutputError(
+            f"The LLM gave no valid {spec.name} in {self._settings.max_retries + 1} "
+            f"attempts (MCP_SAMPLING_MAX_RETRIES={self._settings.max_retries}). "
+            f"The last answer's problem: {attempt.problem}"
+        )
+
     async def sample(
         self,
         messages: list[SamplingMessage],
@@ -138,6 +190,8 @@ class LLM:
         system: str | None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[Tool] | None = None,
+        tool_choice: ToolChoice | None = None,
     ) -> Reply:
         """Send one sampling request along the route, within the gateway's bounds.
 
@@ -150,6 +204,8 @@ class LLM:
             systemPrompt=system,
             temperature=temperature,
             maxTokens=max_tokens or self._settings.max_tokens,
+            tools=tools,
+            toolChoice=tool_choice,
         )
         async with self._slots:
             self.calls_made += 1
@@ -176,6 +232,8 @@ class LLM:
                 system_prompt=params.systemPrompt,
                 temperature=params.temperature,
                 max_tokens=params.maxTokens,
+                tools=params.tools,
+                tool_choice=params.toolChoice,
                 related_request_id=self._ctx.request_id,
             )
         except McpError as error:
@@ -223,10 +281,13 @@ def _user_message(text: str) -> SamplingMessage:
     return SamplingMessage(role="user", content=TextContent(type="text", text=text))
 
 
+def _blocks_of(reply: Reply) -> list:
+    return reply.content if isinstance(reply.content, list) else [reply.content]
+
+
 def _text_of(reply: Reply) -> str:
-    blocks = reply.content if isinstance(reply.content, list) else [reply.content]
-    texts = [block.text for block in blocks if isinstance(block, TextContent)]
-    if not texts:
-        kinds = ", ".join(sorted({block.type for block in blocks})) or "nothing"
+    text = text_in(_blocks_of(reply))
+    if not text:
+        kinds = ", ".join(sorted({b.type for b in _blocks_of(reply)})) or "nothing"
         raise SamplingFailedError(f"The LLM answered without text (got {kinds}).")
-    return "\n".join(texts)
+    return text
