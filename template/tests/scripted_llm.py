@@ -8,10 +8,10 @@ Use it as a client's sampling handler or as the server-side one:
     llm.assert_finished()
 
 Each script entry answers one request, in arrival order: `text(...)`, `tool_use(...)`,
-`fail(...)`, or `answer(function)` whose reply depends on the request (for concurrent
-requests, whose order is not fixed). `delay=` holds a reply back so that concurrency and
-timeouts become visible. A request the script has no entry for fails the request and the
-test; so does an entry left unused.
+`tool_calls(...)`, `fail(...)`, or `answer(function)` whose reply depends on the request
+(for concurrent requests, whose order is not fixed). `delay=` holds a reply back so that
+concurrency and timeouts become visible. A request the script has no entry for fails the
+request and the test; so does an entry left unused.
 """
 
 from __future__ import annotations
@@ -69,12 +69,22 @@ def tool_use(
     stop_reason: str = "toolUse",
     delay: float = 0.0,
 ) -> Entry:
-    """Reply with a request to call a sampling tool."""
+    """Reply with a request to call one sampling tool."""
+    return tool_calls((call_id, name, arguments), stop_reason=stop_reason, delay=delay)
+
+
+def tool_calls(
+    *calls: tuple[str, str, dict[str, Any]],
+    stop_reason: str = "toolUse",
+    delay: float = 0.0,
+) -> Entry:
+    """Reply with several tool calls in one turn, each `(call_id, name, arguments)`."""
     return Entry(
         lambda _request: CreateMessageResultWithTools(
             role="assistant",
             content=[
                 ToolUseContent(type="tool_use", id=call_id, name=name, input=arguments)
+                for call_id, name, arguments in calls
             ],
             model="scripted",
             stopReason=stop_reason,

@@ -55,3 +55,14 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="Retries after an invalid structured answer (so 4 requests at most).",
     )
+    max_iterations: int = Field(
+        20,
+        ge=1,
+        description="Most sampling requests one agent loop may make (its ceiling).",
+    )
+    max_tool_calls: int = Field(
+        40, ge=1, description="Most tool calls one agent loop may make."
+    )
+    tool_concurrency: int = Field(
+        4, ge=1, description="Tool calls of one agent turn run at once."
+    )

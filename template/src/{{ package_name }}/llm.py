@@ -25,11 +25,11 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import anyio
 from fastmcp import Context
-from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import McpError
 from mcp.types import (
     CancelledNotification,
@@ -45,11 +45,30 @@ from mcp.types import (
     TextContent,
     Tool,
     ToolChoice,
+    ToolResultContent,
+    ToolUseContent,
 )
+from pydantic import ValidationError
 
+from .agent import (
+    AgentResult,
+    Outcome,
+    Toolbox,
+    Turn,
+    protocol_instructions,
+    read_emulated_turn,
+    read_native_turn,
+)
 from .config import GatewaySettings
+from .errors import (
+    AgentLimitError,
+    SamplingFailedError,
+    SamplingTimeoutError,
+    SamplingUnavailableError,
+    StructuredOutputError,
+)
 from .prompting import Prompt
-from .structured import ResultSpec, read_reply, text_in
+from .structured import ResultSpec, describe_problem, read_reply, text_in
 
 logger = logging.getLogger(__name__)
 
@@ -63,36 +82,6 @@ class Route(enum.Enum):
     CLIENT_WITH_TOOLS = "the client's LLM, with sampling tools"
     CLIENT_TEXT_ONLY = "the client's LLM, text only"
     SERVER = "the server-side LLM"
-
-
-class LLMError(ToolError):
-    """A request for model output failed; the message says why and what to do."""
-
-
-class SamplingUnavailableError(LLMError):
-    """Neither the client nor the server can provide an LLM."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This tool needs an LLM, but the connected MCP client does not support "
-            "sampling and this server has no LLM of its own. Either connect with a "
-            "client that samples (fast-agent and docker-agent support sampling with "
-            "tools; VS Code with GitHub Copilot, goose and the MCP Inspector sample "
-            "text; Claude Desktop, Claude Code and Cursor do not sample), or give the "
-            "server a model of its own (see 'Server-side LLM' in the README)."
-        )
-
-
-class SamplingTimeoutError(LLMError):
-    """The LLM did not answer in time."""
-
-
-class SamplingFailedError(LLMError):
-    """The LLM refused, failed, or answered with something unusable."""
-
-
-class StructuredOutputError(LLMError):
-    """The LLM kept answering with something that is not the asked-for type."""
 
 
 class LLM:
@@ -182,6 +171,100 @@ class LLM:
             f"attempts (MCP_SAMPLING_MAX_RETRIES={self._settings.max_retries}). "
             f"The last answer's problem: {attempt.problem}"
         )
+
+    async def run_agent(
+        self,
+        task: Prompt,
+        *,
+        tools: Sequence[Callable[..., Any]],
+        result_type: type[T],
+        max_iterations: int | None = None,
+        check: Callable[[T], str | None] | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AgentResult[T]:
+        """Let the model work on `task` with `tools` until it gives a `result_type`.
+
+        Each iteration is one sampling request; the tools the model asks for run here,
+        concurrently, and their results go back fenced. `max_iterations` (default and
+        ceiling `MCP_SAMPLING_MAX_ITERATIONS`) and `MCP_SAMPLING_MAX_TOOL_CALLS` bound
+        the loop; past either, an `AgentLimitError` (never a partial answer). `check`
+        may reject a valid answer with a problem to send back, like a validation error;
+        invalid answers count against `MCP_SAMPLING_MAX_RETRIES`.
+        """
+        limit = self._iteration_limit(max_iterations)
+        spec = ResultSpec(result_type)
+        toolbox = Toolbox(
+            tools, nonce=task.nonce, concurrency=self._settings.tool_concurrency
+        )
+        native = self.route is not Route.CLIENT_TEXT_ONLY
+        system = task.system(system, fenced_replies=True)
+        if not native:
+            system = f"{system}\n\n{protocol_instructions(toolbox, spec)}"
+        sampling_tools = [*toolbox.sdk_tools(), spec.tool()] if native else None
+        conversation = [_user_message(task.text)]
+        tool_calls = 0
+        rejected_answers = 0
+        for iteration in range(1, limit + 1):
+            reply = await self.sample(
+                conversation,
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=sampling_tools,
+                tool_choice=ToolChoice(mode="required") if native else None,
+            )
+            blocks = _blocks_of(reply)
+            turn = (
+                read_native_turn(blocks)
+                if native
+                else read_emulated_turn(text_in(blocks), f"call-{iteration}")
+            )
+            if turn.has_answer:
+                result, turn.problem = _accept(spec, turn.answer, check)
+                if turn.problem is None:
+                    return AgentResult(result, iteration, tool_calls)
+                rejected_answers += 1
+                if rejected_answers > self._settings.max_retries:
+                    raise StructuredOutputError(
+                        f"The agent's answer was rejected {rejected_answers} times "
+                        f"(MCP_SAMPLING_MAX_RETRIES={self._settings.max_retries}); "
+                        f"the last problem: {turn.problem}"
+                    )
+            tool_calls += len(turn.calls)
+            if tool_calls > self._settings.max_tool_calls:
+                raise AgentLimitError(
+                    f"The agent asked for more than {self._settings.max_tool_calls} "
+                    "tool calls (MCP_SAMPLING_MAX_TOOL_CALLS) without finishing."
+                )
+            outcomes = await toolbox.run(turn.calls)
+            conversation += (
+                _native_follow_up(blocks, turn, outcomes)
+                if native
+                else _emulated_follow_up(text_in(blocks), turn, outcomes)
+            )
+            called = ", ".join(call.name for call in turn.calls) or "no tool"
+            await self._ctx.report_progress(
+                iteration, limit, f"iteration {iteration}: {called}"
+            )
+        raise AgentLimitError(
+            f"The agent did not finish within {limit} iterations "
+            f"(max_iterations); it made {tool_calls} tool calls. Allow more "
+            f"iterations (at most MCP_SAMPLING_MAX_ITERATIONS="
+            f"{self._settings.max_iterations}) or narrow the task."
+        )
+
+    def _iteration_limit(self, requested: int | None) -> int:
+        ceiling = self._settings.max_iterations
+        if requested is None:
+            return ceiling
+        if not 1 <= requested <= ceiling:
+            raise AgentLimitError(
+                f"max_iterations must be between 1 and {ceiling} "
+                f"(MCP_SAMPLING_MAX_ITERATIONS); got {requested}."
+            )
+        return requested
 
     async def sample(
         self,
@@ -291,3 +374,73 @@ def _text_of(reply: Reply) -> str:
         kinds = ", ".join(sorted({b.type for b in _blocks_of(reply)})) or "nothing"
         raise SamplingFailedError(f"The LLM answered without text (got {kinds}).")
     return text
+
+
+def _accept(
+    spec: ResultSpec[T], answer: Any, check: Callable[[T], str | None] | None
+) -> tuple[T | None, str | None]:
+    """The validated answer and no problem, or no answer and the problem."""
+    try:
+        result = spec.validate(answer)
+    except ValidationError as error:
+        return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
+    problem = check(result) if check else None
+    return (None, problem) if problem else (result, None)
+
+
+def _native_follow_up(
+    blocks: list, turn: Turn, outcomes: list[Outcome]
+) -> list[SamplingMessage]:
+    """The assistant's turn, then one user message answering each of its tool calls."""
+    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
+    if not uses:
+        return [
+            SamplingMessage(role="assistant", content=blocks),
+            _user_message(f"That reply was not usable: {turn.problem}."),
+        ]
+    results = [
+        ToolResultContent(
+            type="tool_result",
+            toolUseId=outcome.call.id,
+            content=[TextContent(type="text", text=outcome.text)],
+            isError=outcome.is_error,
+        )
+        for outcome in outcomes
+    ]
+    if turn.final_call is not None:
+        results.append(_rejected(turn.final_call.id, turn.problem))
+    answered = {result.toolUseId for result in results}
+    # A second final_response in one turn is not run; it still needs its result.
+    results += [
+        _rejected(u.id, "only one final answer counts")
+        for u in uses
+        if u.id not in answered
+    ]
+    return [
+        SamplingMessage(role="assistant", content=uses),
+        SamplingMessage(role="user", content=results),
+    ]
+
+
+def _rejected(call_id: str, problem: str | None) -> ToolResultContent:
+    return ToolResultContent(
+        type="tool_result",
+        toolUseId=call_id,
+        content=[TextContent(type="text", text=f"Not accepted: {problem}.")],
+        isError=True,
+    )
+
+
+def _emulated_follow_up(
+    reply: str, turn: Turn, outcomes: list[Outcome]
+) -> list[SamplingMessage]:
+    if outcomes:
+        (outcome,) = outcomes
+        verdict = "failed" if outcome.is_error else "returned"
+        feedback = f"{outcome.call.name} {verdict}:\n{outcome.text}"
+    else:
+        feedback = f"Not accepted: {turn.problem}. Reply with one JSON action."
+    return [
+        SamplingMessage(role="assistant", content=TextContent(type="text", text=reply)),
+        _user_message(feedback),
+    ]
