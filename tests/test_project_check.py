@@ -1,0 +1,74 @@
+"""The checker used on generated projects and reference servers, on a tiny project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from project_check import ProjectCheckError, check_project
+
+PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "tiny"
+version = "0"
+
+[dependency-groups]
+dev = ["pytest", "ruff"]
+"""
+
+PASSING_TEST = "def test_passes():\n    assert 1 + 1 == 2\n"
+
+
+def make_project(root: Path, test_source: str) -> Path:
+    (root / "src" / "tiny").mkdir(parents=True)
+    (root / "src" / "tiny" / "__init__.py").write_text("")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_tiny.py").write_text(test_source)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return root
+
+
+def all_paths(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
+
+
+def test_passing_project_passes_and_is_left_untouched(tmp_path: Path) -> None:
+    project = make_project(tmp_path, PASSING_TEST)
+    before = all_paths(project)
+
+    check_project(project)
+
+    assert all_paths(project) == before  # no venv, lock file, caches or bytecode
+
+
+@pytest.mark.parametrize(
+    ("test_source", "failing_step"),
+    [
+        ("def test_fails():\n    assert 1 + 1 == 3\n", "pytest failed"),
+        ("def test_passes():\n    assert 1+1 == 2\n", "ruff format --check failed"),
+        ("import os\n\n\n" + PASSING_TEST, "ruff check failed"),
+    ],
+    ids=["failing-test", "unformatted", "lint-error"],
+)
+def test_failing_step_is_named(
+    tmp_path: Path, test_source: str, failing_step: str
+) -> None:
+    project = make_project(tmp_path, test_source)
+    with pytest.raises(ProjectCheckError, match=failing_step):
+        check_project(project)
+
+
+def test_files_left_in_the_project_are_an_error(tmp_path: Path) -> None:
+    leaves_a_file = (
+        "from pathlib import Path\n\n\n"
+        "def test_writes():\n"
+        '    Path("leftover.txt").write_text("x")\n'
+    )
+    project = make_project(tmp_path, leaves_a_file)
+    with pytest.raises(ProjectCheckError, match=r"left files behind:\s+leftover\.txt"):
+        check_project(project)
