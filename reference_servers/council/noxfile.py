@@ -1,0 +1,30 @@
+# /// script
+# dependencies = ["nox>=2025.2.9"]
+# ///
+"""Checks for council: `uvx nox` runs them all."""
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("--group", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite, on every supported Python."""
+    session.install("-e", ".", "--group", "test")
+    session.run("pytest", *session.posargs)
+
+
+if __name__ == "__main__":
+    nox.main()

@@ -1,0 +1,226 @@
+"""Agent loops: the model calls the server's tools, and the server owns the loop.
+
+`LLM.run_agent` drives the loop; this module holds its parts: the `Toolbox` that
+describes and runs plain Python functions as sampling tools, and how each reply is read
+as a `Turn`. With sampling tools the model calls tools natively (SEP-1577); with
+text-only sampling it follows a JSON action protocol, one object per reply:
+
+    {"action": "call", "tool": "search", "arguments": {"query": "solar"}}
+    {"action": "final", "answer": {...}}
+
+Both paths have the same semantics: several calls in a turn run concurrently (bounded);
+an unknown tool, invalid arguments or a tool that raises give an error result and the
+loop goes on; tool output goes back to the model fenced, as untrusted text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import anyio
+from fastmcp.server.sampling import SamplingTool
+from mcp.types import SamplingMessageContentBlock, Tool, ToolUseContent
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, validate_call
+
+from .prompting import fence
+from .structured import (
+    FINAL_RESPONSE,
+    ResultSpec,
+    describe_problem,
+    extract_json,
+    text_in,
+)
+
+T = TypeVar("T")
+_NO_ANSWER = object()
+
+
+@dataclass(frozen=True)
+class AgentResult(Generic[T]):
+    """An agent's answer and what it took."""
+
+    result: T
+    iterations: int
+    tool_calls: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call requested by the model."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A tool call's result, as the model will read it."""
+
+    call: Call
+    text: str
+    is_error: bool
+
+
+@dataclass
+class Turn:
+    """What one reply asks for: tool calls, a final answer, or neither (a problem)."""
+
+    calls: list[Call] = field(default_factory=list)
+    answer: Any = _NO_ANSWER
+    final_call: Call | None = None
+    problem: str | None = None
+
+    @property
+    def has_answer(self) -> bool:
+        return self.answer is not _NO_ANSWER
+
+
+class Toolbox:
+    """Plain functions (sync or async, typed, with docstrings) as sampling tools.
+
+    >>> def add(a: int, b: int) -> int:
+    ...     '''Add two numbers.'''
+    ...     return a + b
+    >>> Toolbox([add], nonce="n").sdk_tools()[0].inputSchema["required"]
+    ['a', 'b']
+    """
+
+    def __init__(
+        self,
+        functions: Sequence[Callable[..., Any]],
+        *,
+        nonce: str,
+        concurrency: int = 4,
+    ) -> None:
+        # validate_call: FastMCP's SamplingTool passes arguments through unchecked.
+        self._tools = {
+            tool.name: tool
+            for tool in (
+                SamplingTool.from_function(validate_call(f)) for f in functions
+            )
+        }
+        if FINAL_RESPONSE in self._tools:
+            raise ValueError(f"{FINAL_RESPONSE!r} is reserved for the final answer")
+        self._nonce = nonce
+        self._slots = anyio.Semaphore(concurrency)
+
+    def sdk_tools(self) -> list[Tool]:
+        return [
+            Tool(name=t.name, description=t.description, inputSchema=t.parameters)
+            for t in self._tools.values()
+        ]
+
+    def catalogue(self) -> str:
+        """The tools, for a model that learns about them from the system prompt."""
+        return "\n".join(
+            f"- {t.name}: {t.description or ''}\n  arguments (JSON Schema): "
+            f"{json.dumps(t.parameters, separators=(',', ':'))}"
+            for t in self._tools.values()
+        )
+
+    async def run(self, calls: list[Call]) -> list[Outcome]:
+        """Run the calls concurrently (bounded); outcomes in the order of the calls."""
+        outcomes: list[Outcome | None] = [None] * len(calls)
+
+        async def run_one(index: int) -> None:
+            async with self._slots:
+                outcomes[index] = await self._run(calls[index])
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(calls)):
+                group.start_soon(run_one, index)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _run(self, call: Call) -> Outcome:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join([*self._tools, FINAL_RESPONSE])
+            return Outcome(
+                call, f"There is no tool {call.name!r}; use one of: {known}.", True
+            )
+        try:
+            value = await tool.run(call.arguments)
+        except ValidationError as error:
+            return Outcome(
+                call,
+                f"Invalid arguments for {call.name}: {describe_problem(error)}",
+                True,
+            )
+        # A failing tool is the model's problem to work around, not the loop's end.
+        except Exception as error:  # noqa: BLE001
+            text = fence("tool_error", f"{type(error).__name__}: {error}", self._nonce)
+            return Outcome(call, f"{call.name} failed:\n{text}", True)
+        return Outcome(call, fence("tool_result", _as_text(value), self._nonce), False)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def read_native_turn(blocks: list[SamplingMessageContentBlock]) -> Turn:
+    """A reply on the native path: tool calls, `final_response`, or text (read as
+    JSON, since some models answer in text even when asked to call a tool)."""
+    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
+    if not uses:
+        try:
+            return Turn(answer=extract_json(text_in(blocks)))
+        except ValueError:
+            return Turn(problem=f"it called no tool; call a tool or {FINAL_RESPONSE}")
+    turn = Turn()
+    for use in uses:
+        call = Call(use.id, use.name, use.input)
+        if use.name == FINAL_RESPONSE and turn.final_call is None:
+            turn.final_call, turn.answer = call, use.input
+        else:
+            turn.calls.append(call)
+    return turn
+
+
+class _CallAction(BaseModel):
+    action: Literal["call"]
+    tool: str
+    arguments: dict[str, Any] = {}
+
+
+class _FinalAction(BaseModel):
+    action: Literal["final"]
+    answer: Any
+
+
+_ACTION = TypeAdapter(
+    Annotated[_CallAction | _FinalAction, Field(discriminator="action")]
+)
+
+
+def read_emulated_turn(text: str, call_id: str) -> Turn:
+    """A reply on the emulated path: one JSON action."""
+    try:
+        action = _ACTION.validate_python(extract_json(text))
+    except (ValidationError, ValueError) as error:
+        return Turn(
+            problem=f"the reply is not a valid action: {describe_problem(error)}"
+        )
+    if isinstance(action, _FinalAction):
+        return Turn(answer=action.answer)
+    return Turn(calls=[Call(call_id, action.tool, action.arguments)])
+
+
+def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
+    """The action protocol, for a client that samples text only."""
+    return (
+        "You work in steps. Each reply must be exactly one JSON object, nothing else.\n"
+        'To call a tool: {"action": "call", "tool": "<name>", "arguments": {...}}\n'
+        'To finish: {"action": "final", "answer": <your answer>}\n'
+        "After a call you receive its result; then reply with your next action.\n"
+        f"Tools:\n{toolbox.catalogue()}\n"
+        "The answer must match this JSON Schema: "
+        f"{json.dumps(spec.schema, separators=(',', ':'))}"
+    )

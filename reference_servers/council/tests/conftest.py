@@ -1,0 +1,146 @@
+"""The mock-client kit: a scripted LLM and clients of every sampling capability.
+
+Client profiles, after what real clients declare:
+
+- `tools`: samples with tools (`sampling.tools`), like fast-agent;
+- `text`: samples text only, like VS Code, goose and the MCP Inspector;
+- `none`: does not sample, like Claude Desktop, Claude Code and Cursor.
+
+The `client` fixture runs a test once per profile; `connect` builds one client (and its
+server) for a test that needs particular settings or a server-side LLM.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import TextIO
+
+import pytest
+from fastmcp import Client, FastMCP
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.session import SamplingFnT
+from mcp.client.stdio import stdio_client
+from mcp.types import SamplingCapability, SamplingToolsCapability
+from scripted_llm import ScriptedLLM
+
+from council.config import GatewaySettings
+from council.server import create_server
+
+PROFILES: dict[str, SamplingCapability | None] = {
+    "tools": SamplingCapability(tools=SamplingToolsCapability()),
+    "text": SamplingCapability(),
+    "none": None,
+}
+SAMPLING_PROFILES = ["tools", "text"]
+
+Connect = Callable[..., AbstractAsyncContextManager[Client]]
+
+
+@pytest.fixture
+def scripted_llm() -> Iterator[ScriptedLLM]:
+    """The LLM of this test; fails the test if its script was not followed."""
+    llm = ScriptedLLM()
+    yield llm
+    llm.assert_finished()
+
+
+@pytest.fixture
+def connect(scripted_llm: ScriptedLLM) -> Connect:
+    """`async with connect(profile, ...) as client`: a server and a client of it.
+
+    `server_llm=True` installs the scripted LLM as the server-side LLM instead of the
+    client's: the server then calls it directly and concurrently, so tests can watch
+    requests in flight (FastMCP's client answers sampling one request at a time).
+    `setup` may add test-only tools to the server before the client connects.
+    """
+
+    @asynccontextmanager
+    async def connect(
+        profile: str,
+        *,
+        settings: GatewaySettings | None = None,
+        server_llm: bool = False,
+        setup: Callable[[FastMCP, GatewaySettings], None] | None = None,
+        **client_options: object,
+    ) -> AsyncIterator[Client]:
+        gateway = settings or GatewaySettings()
+        server = create_server(
+            gateway, sampling_handler=scripted_llm if server_llm else None
+        )
+        if setup is not None:
+            setup(server, gateway)
+        capability = PROFILES[profile]
+        if capability is not None:
+            client_options |= {
+                "sampling_handler": scripted_llm,
+                "sampling_capabilities": capability,
+            }
+        async with Client(server, **client_options) as client:
+            yield client
+
+    return connect
+
+
+@pytest.fixture(params=list(PROFILES))
+def profile(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def client(connect: Connect, profile: str) -> AsyncIterator[Client]:
+    async with connect(profile) as client:
+        yield client
+
+
+def server_command(*args: str) -> StdioServerParameters:
+    """The installed `council` console script, as a subprocess."""
+    script = Path(sys.executable).with_name("council")
+    return StdioServerParameters(
+        command=str(script), args=list(args), env=dict(os.environ)
+    )
+
+
+@asynccontextmanager
+async def stdio_session(
+    *args: str,
+    sampling_callback: SamplingFnT | None = None,
+    errlog: TextIO = sys.stderr,
+) -> AsyncIterator[ClientSession]:
+    """A real `mcp` ClientSession talking to the server over stdio."""
+    async with (
+        stdio_client(server_command(*args), errlog=errlog) as (read, write),
+        ClientSession(read, write, sampling_callback=sampling_callback) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The console script serving streamable HTTP on a free loopback port; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = server_command("--transport", "http", "--port", str(port))
+    process = subprocess.Popen([command.command, *command.args], env=command.env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, "the HTTP server exited at start-up"
+                assert time.monotonic() < deadline, "the HTTP server never listened"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

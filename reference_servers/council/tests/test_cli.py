@@ -1,0 +1,87 @@
+"""The command line: flags, environment variables and clear configuration errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from council.cli import env_name, flag_name, main, settings_classes
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` writes flags into the environment; keep that out of other tests."""
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+
+
+def test_help_lists_every_setting_with_its_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    help_text = capsys.readouterr().out
+    for settings_class in settings_classes():
+        for field in settings_class.model_fields:
+            env = env_name(settings_class, field)
+            assert flag_name(env) in help_text
+            assert env in help_text
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    rows = {
+        match[1]: match[3]
+        for match in re.finditer(
+            r"^\| `(\w+)` \| `(--[\w-]+)` \| `([^`]*)` \|",
+            README.read_text(),
+            re.MULTILINE,
+        )
+    }
+    documented = {
+        env_name(settings_class, field): str(info.default)
+        for settings_class in settings_classes()
+        for field, info in settings_class.model_fields.items()
+    }
+    assert rows == documented
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--sampling-timeout", "soon"], "MCP_SAMPLING_TIMEOUT (--sampling-timeout)"),
+        (["--sampling-max-concurrency", "0"], "greater than or equal to 1"),
+        (["--port", "70000"], "MCP_PORT (--port)"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_its_name_and_no_traceback(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert expected in error
+    assert "Traceback" not in error
+
+
+def test_every_bad_setting_is_reported_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_TIMEOUT", "-1")
+    monkeypatch.setenv("MCP_SAMPLING_MAX_TOKENS", "many")
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert "MCP_SAMPLING_TIMEOUT" in error
+    assert "MCP_SAMPLING_MAX_TOKENS" in error
+
+
+def test_a_choice_outside_the_list_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--transport", "carrier-pigeon"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

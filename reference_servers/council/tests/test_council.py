@@ -1,0 +1,267 @@
+"""Council: three concurrent rounds, anonymous shuffled ballots, contained failures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Connect, stdio_session
+from fastmcp.exceptions import ToolError
+from mcp.types import (
+    CreateMessageResult,
+    CreateMessageResultWithTools,
+    TextContent,
+    ToolUseContent,
+)
+from scripted_llm import Entry, ScriptedLLM, prompt_text
+
+from council.patterns.council import SHIPPED_PERSONAS, load_personas
+
+MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
+TOPIC = "Should the office move to a four-day week?"
+
+
+def member_of(request) -> str:
+    return re.match(r"You are the (.+?)\.", request.systemPrompt)[1]
+
+
+def view_of(member: str) -> str:
+    """An opinion that does not name its author, so ballots can be checked."""
+    return f"view number {MEMBERS.index(member)}"
+
+
+def options_of(request) -> dict[str, str]:
+    return dict(
+        re.findall(r"^Option ([A-Z]):\n(.+)$", prompt_text(request), re.MULTILINE)
+    )
+
+
+class Council:
+    """Answers for every council request: opinions, votes (for `favourite`, or the
+    next best), synthesis; `failing` members' requests fail."""
+
+    def __init__(
+        self, favourite: str = "Analyst", failing: tuple[str, ...] = (), votes=None
+    ):
+        self.favourite = favourite
+        self.failing = failing
+        self.votes = votes or {}
+        self.ballots: dict[str, list[str]] = {}
+
+    def __call__(self, request):
+        prompt = prompt_text(request)
+        if "Synthesise" in prompt:
+            return _text("The council recommends a trial.")
+        member = member_of(request)
+        if member in self.failing:
+            raise RuntimeError(f"{member} is unwell")
+        if "Vote for" not in prompt:
+            return _text(view_of(member))
+        options = options_of(request)
+        self.ballots[member] = list(options.values())
+        wanted = self.votes.get(member, self.favourite)
+        if wanted == member:
+            wanted = "Pragmatist"
+        label = next(k for k, v in options.items() if v == view_of(wanted))
+        choice = {"option": label, "reasoning": f"{wanted} is right."}
+        if request.tools:
+            return CreateMessageResultWithTools(
+                role="assistant",
+                content=[
+                    ToolUseContent(
+                        type="tool_use", id="v", name="final_response", input=choice
+                    )
+                ],
+                model="scripted",
+                stopReason="toolUse",
+            )
+        return _text(json.dumps(choice))
+
+
+def _text(value: str) -> CreateMessageResult:
+    return CreateMessageResult(
+        role="assistant",
+        content=TextContent(type="text", text=value),
+        model="scripted",
+        stopReason="endTurn",
+    )
+
+
+@pytest.fixture(autouse=True)
+def council_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "council.db"
+    monkeypatch.setenv("COUNCIL_DB_PATH", str(path))
+    return path
+
+
+async def test_a_full_debate_is_19_calls_in_three_concurrent_rounds(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+    scripted_llm.expect(*[Entry(council, delay=0.05)] * 19)
+    progress = []
+
+    async def record(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total))
+
+    async with connect("none", server_llm=True, progress_handler=record) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["calls_made"] == 19
+    assert scripted_llm.max_in_flight == 9
+    kinds = [
+        "vote"
+        if r.tools
+        else "synthesis"
+        if "Synthesise" in prompt_text(r)
+        else "opinion"
+        for r in scripted_llm.requests
+    ]
+    assert kinds == ["opinion"] * 9 + ["vote"] * 9 + ["synthesis"]
+    assert debate["tally"]["Analyst"] == 8
+    assert debate["tally"]["Pragmatist"] == 1
+    assert debate["winners"] == ["Analyst"]
+    assert debate["absentees"] == []
+    assert debate["synthesis"] == "The council recommends a trial."
+    assert progress[-1] == (19, 19)
+    assert len(progress) == 19
+
+
+async def test_ballots_are_anonymous_shuffled_and_never_hold_your_own_view(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+    scripted_llm.expect(*[Entry(council)] * 19)
+    async with connect("none", server_llm=True) as client:
+        await client.call_tool("council_debate", {"topic": TOPIC})
+    for voter, ballot in council.ballots.items():
+        assert sorted(ballot) == sorted(view_of(m) for m in MEMBERS if m != voter)
+    # Shuffled per voter: nine ballots of eight options all in one order would be a
+    # one-in-40,320**8 chance.
+    assert len({tuple(ballot) for ballot in council.ballots.values()}) > 1
+    for request in scripted_llm.requests:
+        if request.tools:
+            assert not any(name in prompt_text(request) for name in MEMBERS)
+
+
+async def test_a_failing_member_is_absent_and_the_debate_goes_on(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council(failing=("Devil's Advocate",))
+    # Nine opinion requests (one fails), eight votes, one synthesis.
+    scripted_llm.expect(*[Entry(council)] * 18)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["absentees"] == ["Devil's Advocate"]
+    assert "Devil's Advocate" not in debate["tally"]
+    assert len(debate["votes"]) == 8
+    assert debate["calls_made"] == 18
+
+
+async def test_a_failing_vote_is_an_abstention(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+
+    def vote_fails_for_the_mediator(request):
+        if request.tools and member_of(request) == "Mediator":
+            raise RuntimeError("no opinion")
+        return council(request)
+
+    scripted_llm.expect(*[Entry(vote_fails_for_the_mediator)] * 19)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["abstentions"] == ["Mediator"]
+    assert sum(debate["tally"].values()) == 8
+
+
+async def test_below_quorum_the_debate_fails_clearly(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council(failing=tuple(MEMBERS[:5]))
+    scripted_llm.expect(*[Entry(council)] * 9)
+    async with connect("none", server_llm=True) as client:
+        with pytest.raises(ToolError, match=r"Only 4 of 9 members .* quorum is 5"):
+            await client.call_tool("council_debate", {"topic": TOPIC})
+
+
+async def test_a_tie_is_reported_as_a_tie(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    seated = MEMBERS[:6]
+    votes = {m: (seated[0] if i % 2 else seated[1]) for i, m in enumerate(seated)}
+    votes[seated[0]], votes[seated[1]] = seated[1], seated[0]
+    council = Council(votes=votes)
+    scripted_llm.expect(*[Entry(council)] * 13)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool(
+            "council_debate", {"topic": TOPIC, "members": seated}
+        )
+    debate = result.structured_content
+    assert sorted(debate["winners"]) == sorted(seated[:2])
+    assert debate["tally"][seated[0]] == debate["tally"][seated[1]] == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"topic": "  "}, "topic is empty"),
+        ({"topic": "x" * 4001}, "at most 4,000"),
+        (
+            {"topic": TOPIC, "members": ["Pragmatist", "Jester"]},
+            "unknown members: Jester",
+        ),
+        ({"topic": TOPIC, "members": MEMBERS[:4]}, "cannot reach the quorum of 5"),
+    ],
+)
+async def test_bad_input_is_refused_before_any_sampling(
+    connect: Connect, arguments: dict, message: str
+) -> None:
+    async with connect("tools") as client:
+        with pytest.raises(ToolError, match=message):
+            await client.call_tool("council_debate", arguments)
+
+
+async def test_resources_list_members_and_stored_debates(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    scripted_llm.expect(*[Entry(Council())] * 19)
+    async with connect("none", server_llm=True) as client:
+        members = json.loads((await client.read_resource("council://members"))[0].text)
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+        listing = json.loads((await client.read_resource("council://debates"))[0].text)
+        debate_id = result.structured_content["id"]
+        record = json.loads(
+            (await client.read_resource(f"council://debates/{debate_id}"))[0].text
+        )
+        with pytest.raises(Exception, match="there is no debate"):
+            await client.read_resource("council://debates/nope")
+    assert [m["name"] for m in members] == MEMBERS
+    assert listing == [
+        {
+            "id": debate_id,
+            "topic": TOPIC,
+            "winners": ["Analyst"],
+            "created_at": record["created_at"],
+        }
+    ]
+    assert record == result.structured_content
+
+
+async def test_debates_survive_a_restart_of_the_server_process() -> None:
+    council = Council()
+
+    async def sampling_callback(context, params) -> CreateMessageResult:
+        return council(params)
+
+    async with stdio_session(sampling_callback=sampling_callback) as session:
+        result = await session.call_tool("council_debate", {"topic": TOPIC})
+    assert not result.isError, result.content
+    debate_id = result.structuredContent["id"]
+    async with stdio_session() as session:
+        stored = await session.read_resource(f"council://debates/{debate_id}")
+    assert json.loads(stored.contents[0].text)["winners"] == ["Analyst"]
