@@ -105,5 +105,14 @@ def powerset(session: nox.Session) -> None:
     )
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Print benchmark figures: council concurrency, summarizer, gateway overhead."""
+    session.install(
+        "-e", "reference_servers/council", "-e", "reference_servers/summarizer"
+    )
+    session.run("python", "tests/benchmarks.py", env=NO_BYTECODE)
+
+
 if __name__ == "__main__":
     nox.main()
