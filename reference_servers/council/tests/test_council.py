@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mcp.types import (
 )
 from scripted_llm import Entry, ScriptedLLM, prompt_text
 
+from council.cli import main
 from council.patterns.council import SHIPPED_PERSONAS, load_personas
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
@@ -265,3 +267,38 @@ async def test_debates_survive_a_restart_of_the_server_process() -> None:
     async with stdio_session() as session:
         stored = await session.read_resource(f"council://debates/{debate_id}")
     assert json.loads(stored.contents[0].text)["winners"] == ["Analyst"]
+
+
+async def test_the_prompts_start_common_debates(connect: Connect) -> None:
+    async with connect("none") as client:
+        names = {prompt.name for prompt in await client.list_prompts()}
+        decide = await client.get_prompt(
+            "decide", {"question": "Our team of six", "options": "Rust or Go"}
+        )
+    assert {"decide", "poll", "critique"} <= names
+    assert "council_debate" in decide.messages[0].content.text
+    assert "Rust or Go" in decide.messages[0].content.text
+
+
+@pytest.mark.parametrize(
+    ("personas", "message"),
+    [
+        ("[[member]]\nname = 'Solo'\nicon = 'x'\nprompt = 'p'\n", "2 to 26"),
+        ("[[member]]\nname = 'No prompt'\nicon = 'x'\n", "prompt"),
+        ("this is not toml = = =", "cannot read the personas"),
+    ],
+)
+def test_an_unusable_personas_file_stops_the_server_with_a_message(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    personas: str,
+    message: str,
+) -> None:
+    path = tmp_path / "personas.toml"
+    path.write_text(personas)
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    assert main(["--council-personas-file", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group(settings_class.__doc__)
         for field, info in settings_class.model_fields.items():
             env = env_name(settings_class, field)
-            choices = typing.get_args(info.annotation) or None
+            literal = typing.get_origin(info.annotation) is typing.Literal
+            choices = typing.get_args(info.annotation) if literal else None
             group.add_argument(
                 flag_name(env),
                 dest=env,
@@ -112,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     server_settings = typing.cast(ServerSettings, settings[ServerSettings])
     configure_logging(server_settings.log_level)
-    server = create_server(typing.cast(GatewaySettings, settings[GatewaySettings]))
+    try:
+        server = create_server(typing.cast(GatewaySettings, settings[GatewaySettings]))
+    except ValueError as error:  # a pattern's data files (e.g. personas) are unusable
+        print(f"{parser.prog}: invalid configuration: {error}", file=sys.stderr)
+        return 2
     if server_settings.transport == "http":
         # Stateful sessions: the server sends sampling requests back on them.
         logger.info(
