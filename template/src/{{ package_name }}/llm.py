@@ -45,19 +45,18 @@ from mcp.types import (
     TextContent,
     Tool,
     ToolChoice,
-    ToolResultContent,
-    ToolUseContent,
 )
-from pydantic import ValidationError
 
 from .agent import (
     AgentResult,
-    Outcome,
     Toolbox,
-    Turn,
+    accept,
+    emulated_follow_up,
+    native_follow_up,
     protocol_instructions,
     read_emulated_turn,
     read_native_turn,
+    user_message,
 )
 from .config import GatewaySettings
 from .errors import (
@@ -68,7 +67,7 @@ from .errors import (
     StructuredOutputError,
 )
 from .prompting import Prompt
-from .structured import ResultSpec, describe_problem, read_reply, text_in
+from .structured import ResultSpec, read_reply, text_in
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class LLM:
     ) -> str:
         """Ask for plain text; returns the model's reply."""
         reply = await self.sample(
-            [_user_message(prompt.text)],
+            [user_message(prompt.text)],
             system=prompt.system(system),
             temperature=temperature,
             max_tokens=max_tokens,
@@ -152,7 +151,7 @@ class LLM:
         system = prompt.system(system)
         if not native:
             system = "\n\n".join(filter(None, [system, spec.instructions()]))
-        conversation = [_user_message(prompt.text)]
+        conversation = [user_message(prompt.text)]
         for _attempt in range(self._settings.max_retries + 1):
             reply = await self.sample(
                 conversation,
@@ -203,7 +202,7 @@ class LLM:
         if not native:
             system = f"{system}\n\n{protocol_instructions(toolbox, spec)}"
         sampling_tools = [*toolbox.sdk_tools(), spec.tool()] if native else None
-        conversation = [_user_message(task.text)]
+        conversation = [user_message(task.text)]
         tool_calls = 0
         rejected_answers = 0
         for iteration in range(1, limit + 1):
@@ -222,7 +221,7 @@ class LLM:
                 else read_emulated_turn(text_in(blocks), f"call-{iteration}")
             )
             if turn.has_answer:
-                result, turn.problem = _accept(spec, turn.answer, check)
+                result, turn.problem = accept(spec, turn.answer, check)
                 if turn.problem is None:
                     return AgentResult(result, iteration, tool_calls)
                 rejected_answers += 1
@@ -240,9 +239,9 @@ class LLM:
                 )
             outcomes = await toolbox.run(turn.calls)
             conversation += (
-                _native_follow_up(blocks, turn, outcomes)
+                native_follow_up(blocks, turn, outcomes)
                 if native
-                else _emulated_follow_up(text_in(blocks), turn, outcomes)
+                else emulated_follow_up(text_in(blocks), turn, outcomes)
             )
             called = ", ".join(call.name for call in turn.calls) or "no tool"
             await self._ctx.report_progress(
@@ -360,10 +359,6 @@ class LLM:
         return answer
 
 
-def _user_message(text: str) -> SamplingMessage:
-    return SamplingMessage(role="user", content=TextContent(type="text", text=text))
-
-
 def _blocks_of(reply: Reply) -> list:
     return reply.content if isinstance(reply.content, list) else [reply.content]
 
@@ -374,73 +369,3 @@ def _text_of(reply: Reply) -> str:
         kinds = ", ".join(sorted({b.type for b in _blocks_of(reply)})) or "nothing"
         raise SamplingFailedError(f"The LLM answered without text (got {kinds}).")
     return text
-
-
-def _accept(
-    spec: ResultSpec[T], answer: Any, check: Callable[[T], str | None] | None
-) -> tuple[T | None, str | None]:
-    """The validated answer and no problem, or no answer and the problem."""
-    try:
-        result = spec.validate(answer)
-    except ValidationError as error:
-        return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
-    problem = check(result) if check else None
-    return (None, problem) if problem else (result, None)
-
-
-def _native_follow_up(
-    blocks: list, turn: Turn, outcomes: list[Outcome]
-) -> list[SamplingMessage]:
-    """The assistant's turn, then one user message answering each of its tool calls."""
-    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
-    if not uses:
-        return [
-            SamplingMessage(role="assistant", content=blocks),
-            _user_message(f"That reply was not usable: {turn.problem}."),
-        ]
-    results = [
-        ToolResultContent(
-            type="tool_result",
-            toolUseId=outcome.call.id,
-            content=[TextContent(type="text", text=outcome.text)],
-            isError=outcome.is_error,
-        )
-        for outcome in outcomes
-    ]
-    if turn.final_call is not None:
-        results.append(_rejected(turn.final_call.id, turn.problem))
-    answered = {result.toolUseId for result in results}
-    # A second final_response in one turn is not run; it still needs its result.
-    results += [
-        _rejected(u.id, "only one final answer counts")
-        for u in uses
-        if u.id not in answered
-    ]
-    return [
-        SamplingMessage(role="assistant", content=uses),
-        SamplingMessage(role="user", content=results),
-    ]
-
-
-def _rejected(call_id: str, problem: str | None) -> ToolResultContent:
-    return ToolResultContent(
-        type="tool_result",
-        toolUseId=call_id,
-        content=[TextContent(type="text", text=f"Not accepted: {problem}.")],
-        isError=True,
-    )
-
-
-def _emulated_follow_up(
-    reply: str, turn: Turn, outcomes: list[Outcome]
-) -> list[SamplingMessage]:
-    if outcomes:
-        (outcome,) = outcomes
-        verdict = "failed" if outcome.is_error else "returned"
-        feedback = f"{outcome.call.name} {verdict}:\n{outcome.text}"
-    else:
-        feedback = f"Not accepted: {turn.problem}. Reply with one JSON action."
-    return [
-        SamplingMessage(role="assistant", content=TextContent(type="text", text=reply)),
-        _user_message(feedback),
-    ]

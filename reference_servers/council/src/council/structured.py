@@ -128,6 +128,16 @@ class Attempt(Generic[T]):
     follow_up: list[SamplingMessage] = field(default_factory=list)
 
 
+def tool_result(call_id: str, text: str, *, is_error: bool) -> ToolResultContent:
+    """The answer to one tool call, paired with it by id."""
+    return ToolResultContent(
+        type="tool_result",
+        toolUseId=call_id,
+        content=[TextContent(type="text", text=text)],
+        isError=is_error,
+    )
+
+
 def text_in(blocks: list[SamplingMessageContentBlock]) -> str:
     return "\n".join(b.text for b in blocks if isinstance(b, TextContent))
 
@@ -186,14 +196,7 @@ def _read_tool_calls(
             feedback = f"Invalid {spec.name}: {problem}. Call {FINAL_RESPONSE} again."
         else:
             feedback = f"There is no tool {call.name!r}; call {FINAL_RESPONSE}."
-        results.append(
-            ToolResultContent(
-                type="tool_result",
-                toolUseId=call.id,
-                content=[TextContent(type="text", text=feedback)],
-                isError=True,
-            )
-        )
+        results.append(tool_result(call.id, feedback, is_error=True))
     return Attempt(
         problem=problem,
         follow_up=[

@@ -22,7 +22,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import anyio
 from fastmcp.server.sampling import SamplingTool
-from mcp.types import SamplingMessageContentBlock, Tool, ToolUseContent
+from mcp.types import (
+    SamplingMessage,
+    SamplingMessageContentBlock,
+    TextContent,
+    Tool,
+    ToolResultContent,
+    ToolUseContent,
+)
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, validate_call
 
 from .prompting import fence
@@ -32,6 +39,7 @@ from .structured import (
     describe_problem,
     extract_json,
     text_in,
+    tool_result,
 )
 
 T = TypeVar("T")
@@ -213,6 +221,10 @@ def read_emulated_turn(text: str, call_id: str) -> Turn:
     return Turn(calls=[Call(call_id, action.tool, action.arguments)])
 
 
+def user_message(text: str) -> SamplingMessage:
+    return SamplingMessage(role="user", content=TextContent(type="text", text=text))
+
+
 def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
     """The action protocol, for a client that samples text only."""
     return (
@@ -224,3 +236,63 @@ def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
         "The answer must match this JSON Schema: "
         f"{json.dumps(spec.schema, separators=(',', ':'))}"
     )
+
+
+def accept(
+    spec: ResultSpec[T], answer: Any, check: Callable[[T], str | None] | None
+) -> tuple[T | None, str | None]:
+    """The validated answer and no problem, or no answer and the problem."""
+    try:
+        result = spec.validate(answer)
+    except ValidationError as error:
+        return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
+    problem = check(result) if check else None
+    return (None, problem) if problem else (result, None)
+
+
+def native_follow_up(
+    blocks: list, turn: Turn, outcomes: list[Outcome]
+) -> list[SamplingMessage]:
+    """The assistant's turn, then one user message answering each of its tool calls."""
+    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
+    if not uses:
+        return [
+            SamplingMessage(role="assistant", content=blocks),
+            user_message(f"That reply was not usable: {turn.problem}."),
+        ]
+    results = [
+        tool_result(outcome.call.id, outcome.text, is_error=outcome.is_error)
+        for outcome in outcomes
+    ]
+    if turn.final_call is not None:
+        results.append(_rejected(turn.final_call.id, turn.problem))
+    answered = {result.toolUseId for result in results}
+    # A second final_response in one turn is not run; it still needs its result.
+    results += [
+        _rejected(u.id, "only one final answer counts")
+        for u in uses
+        if u.id not in answered
+    ]
+    return [
+        SamplingMessage(role="assistant", content=uses),
+        SamplingMessage(role="user", content=results),
+    ]
+
+
+def _rejected(call_id: str, problem: str | None) -> ToolResultContent:
+    return tool_result(call_id, f"Not accepted: {problem}.", is_error=True)
+
+
+def emulated_follow_up(
+    reply: str, turn: Turn, outcomes: list[Outcome]
+) -> list[SamplingMessage]:
+    if outcomes:
+        (outcome,) = outcomes
+        verdict = "failed" if outcome.is_error else "returned"
+        feedback = f"{outcome.call.name} {verdict}:\n{outcome.text}"
+    else:
+        feedback = f"Not accepted: {turn.problem}. Reply with one JSON action."
+    return [
+        SamplingMessage(role="assistant", content=TextContent(type="text", text=reply)),
+        user_message(feedback),
+    ]
