@@ -7,7 +7,8 @@ Client profiles, after what real clients declare:
 - `none`: does not sample, like Claude Desktop, Claude Code and Cursor.
 
 The `client` fixture runs a test once per profile; `connect` builds one client (and its
-server) for a test that needs particular settings or a server-side LLM.
+server) for a test that needs particular settings or a server-side LLM: the scripted LLM
+itself, or behind a stand-in OpenAI or Anthropic endpoint (`provider_standin.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +29,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.session import SamplingFnT
 from mcp.client.stdio import stdio_client
 from mcp.types import SamplingCapability, SamplingToolsCapability
+from provider_standin import Dialect, ProviderStandIn
 from scripted_llm import ScriptedLLM
 
 from council.config import GatewaySettings
@@ -58,6 +60,9 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
     `server_llm=True` installs the scripted LLM as the server-side LLM instead of the
     client's: the server then calls it directly and concurrently, so tests can watch
     requests in flight (FastMCP's client answers sampling one request at a time).
+    `provider="openai"` or `"anthropic"` puts the scripted LLM behind a stand-in
+    provider on loopback instead, configured through the `MCP_SAMPLING_*` settings,
+    so requests and replies cross the provider's real SDK and wire format.
     `setup` may add test-only tools to the server before the client connects.
     """
 
@@ -67,22 +72,29 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
         *,
         settings: GatewaySettings | None = None,
         server_llm: bool = False,
+        provider: Dialect | None = None,
         setup: Callable[[FastMCP, GatewaySettings], None] | None = None,
         **client_options: object,
     ) -> AsyncIterator[Client]:
-        gateway = settings or GatewaySettings()
-        server = create_server(
-            gateway, sampling_handler=scripted_llm if server_llm else None
-        )
-        if setup is not None:
-            setup(server, gateway)
-        capability = PROFILES[profile]
-        if capability is not None:
-            client_options |= {
-                "sampling_handler": scripted_llm,
-                "sampling_capabilities": capability,
-            }
-        async with Client(server, **client_options) as client:
+        async with AsyncExitStack() as stack:
+            gateway = settings or GatewaySettings()
+            if provider is not None:
+                stand_in = await stack.enter_async_context(
+                    ProviderStandIn.serving(scripted_llm, provider)
+                )
+                gateway = stand_in.settings(gateway)
+            server = create_server(
+                gateway, sampling_handler=scripted_llm if server_llm else None
+            )
+            if setup is not None:
+                setup(server, gateway)
+            capability = PROFILES[profile]
+            if capability is not None:
+                client_options |= {
+                    "sampling_handler": scripted_llm,
+                    "sampling_capabilities": capability,
+                }
+            client = await stack.enter_async_context(Client(server, **client_options))
             yield client
 
     return connect

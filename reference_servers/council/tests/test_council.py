@@ -131,6 +131,23 @@ async def test_a_full_debate_is_19_calls_in_three_concurrent_rounds(
     assert len(progress) == 19
 
 
+@pytest.mark.parametrize("mode", ["fallback", "always"])
+async def test_an_openai_compatible_endpoint_serves_a_client_that_cannot_sample(
+    connect: Connect,
+    scripted_llm: ScriptedLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_MODE", mode)
+    scripted_llm.expect(*[Entry(Council())] * 19)
+    async with connect("none", provider="openai") as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["calls_made"] == 19
+    assert debate["winners"] == ["Analyst"]
+    assert debate["synthesis"] == "The council recommends a trial."
+
+
 async def test_ballots_are_anonymous_shuffled_and_never_hold_your_own_view(
     connect: Connect, scripted_llm: ScriptedLLM
 ) -> None:
@@ -187,8 +204,23 @@ async def test_below_quorum_the_debate_fails_clearly(
     council = Council(failing=tuple(MEMBERS[:5]))
     scripted_llm.expect(*[Entry(council)] * 9)
     async with connect("none", server_llm=True) as client:
-        with pytest.raises(ToolError, match=r"Only 4 of 9 members .* quorum is 5"):
+        with pytest.raises(ToolError) as error:
             await client.call_tool("council_debate", {"topic": TOPIC})
+    assert re.search(r"Only 4 of 9 members .* quorum is 5", str(error.value))
+    assert "The first failure: The server-side LLM failed: RuntimeError:" in str(
+        error.value
+    )
+
+
+async def test_without_any_llm_the_error_says_so_not_just_no_quorum(
+    connect: Connect,
+) -> None:
+    async with connect("none") as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    assert "Only 0 of 9 members" in str(error.value)
+    assert "does not support sampling" in str(error.value)
+    assert "MCP_SAMPLING_PROVIDER" in str(error.value)
 
 
 async def test_a_tie_is_reported_as_a_tie(

@@ -65,11 +65,16 @@ async def test_a_sampling_client_answers_with_its_own_llm(
     assert result.data == {"answer": "Forty-two.", "route": route, "calls": 1}
 
 
+@pytest.mark.parametrize(
+    "server_side",
+    [{"server_llm": True}, {"provider": "openai"}, {"provider": "anthropic"}],
+    ids=["handler", "openai", "anthropic"],
+)
 async def test_the_server_side_llm_serves_a_client_that_cannot_sample(
-    connect: Connect, scripted_llm: ScriptedLLM
+    connect: Connect, scripted_llm: ScriptedLLM, server_side: dict
 ) -> None:
     scripted_llm.expect(text("Forty-two."))
-    async with connect("none", server_llm=True, setup=add_probe_tools) as client:
+    async with connect("none", **server_side, setup=add_probe_tools) as client:
         result = await client.call_tool("ask", {"question": "Six times seven?"})
     assert result.data == {"answer": "Forty-two.", "route": "SERVER", "calls": 1}
 

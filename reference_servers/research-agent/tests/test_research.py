@@ -145,6 +145,29 @@ async def test_native_loop_searches_reads_and_reports_with_sources(
     assert "coefficient of performance" in read_result.content[0].text
 
 
+@pytest.mark.parametrize("mode", ["fallback", "always"])
+async def test_an_openai_compatible_endpoint_serves_a_client_that_cannot_sample(
+    connect: Connect,
+    scripted_llm: ScriptedLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_MODE", mode)
+    scripted_llm.expect(
+        tool_use("search", {"query": "heat pump COP"}, call_id="s1"),
+        tool_use("read", {"source_id": "heat-pumps.md"}, call_id="r1"),
+        tool_use("final_response", REPORT, call_id="f1"),
+    )
+    async with connect("none", provider="openai") as client:
+        result = await client.call_tool("research", {"question": "How efficient?"})
+    report = result.structured_content
+    assert report["findings"] == REPORT["findings"]
+    assert [source["id"] for source in report["sources"]] == ["heat-pumps.md"]
+    assert (report["iterations"], report["tool_calls"]) == (3, 2)
+    read_result = scripted_llm.requests[2].messages[-1].content_as_list[0]
+    assert "coefficient of performance" in read_result.content[0].text
+
+
 async def test_emulated_loop_searches_reads_and_reports(
     connect: Connect, scripted_llm: ScriptedLLM
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLING_PROFILES, Connect, stdio_session
@@ -11,6 +12,7 @@ from fastmcp.exceptions import ToolError
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp.types import CreateMessageResult, TextContent
+from provider_standin import API_KEY, ProviderStandIn, http_error
 from scripted_llm import ScriptedLLM, answer, prompt_text, text
 
 from summarizer.config import GatewaySettings
@@ -170,6 +172,42 @@ def test_chunks_respect_the_limit_and_keep_every_word_in_order(
     chunks = split_into_chunks(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     assert "".join("".join(chunks).split()) == "".join(text.split())
+
+
+@pytest.mark.parametrize("mode", ["fallback", "always"])
+async def test_an_openai_compatible_endpoint_serves_a_client_that_cannot_sample(
+    connect: Connect,
+    scripted_llm: ScriptedLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_MODE", mode)
+    scripted_llm.expect(text("Budget approved."))
+    async with connect("none", provider="openai") as client:
+        result = await client.call_tool("summarize", {"text": SHORT_DOCUMENT})
+    assert result.data == "Budget approved."
+    assert SHORT_DOCUMENT in prompt_text(scripted_llm.requests[0])
+
+
+async def test_the_server_side_llm_over_stdio_never_logs_or_returns_the_key(
+    scripted_llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    scripted_llm.expect(http_error(401, "bad key"), text("Budget approved."))
+    stderr_path = tmp_path / "stderr.log"
+    async with ProviderStandIn.serving(scripted_llm, "openai") as provider:
+        for variable, value in provider.environment(MCP_LOG_LEVEL="DEBUG").items():
+            monkeypatch.setenv(variable, value)
+        with stderr_path.open("w") as stderr:
+            async with stdio_session(errlog=stderr) as session:
+                refused = await session.call_tool("summarize", {"text": SHORT_DOCUMENT})
+                result = await session.call_tool("summarize", {"text": SHORT_DOCUMENT})
+    assert refused.isError
+    assert "answered HTTP 401: bad key" in refused.content[0].text
+    assert result.content[0].text == "Budget approved."
+    assert provider.credentials == [f"Bearer {API_KEY}"] * 2
+    logs = stderr_path.read_text()
+    assert "answered HTTP 401: bad key" in logs
+    assert API_KEY not in logs + refused.content[0].text
 
 
 async def test_summarize_over_stdio_with_a_real_client_session() -> None:

@@ -76,8 +76,13 @@ def tool_results(request) -> list[ToolResultContent]:
 
 @pytest.mark.parametrize(
     "route",
-    [{"profile": "tools"}, {"profile": "none", "server_llm": True}],
-    ids=["client-tools", "server-llm"],
+    [
+        {"profile": "tools"},
+        {"profile": "none", "server_llm": True},
+        {"profile": "none", "provider": "openai"},
+        {"profile": "none", "provider": "anthropic"},
+    ],
+    ids=["client-tools", "server-llm", "openai", "anthropic"],
 )
 async def test_native_loop_runs_a_tool_and_finishes(
     connect: Connect, scripted_llm: ScriptedLLM, route: dict

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from weather.cli import env_name, flag_name, main, settings_classes
+from weather.cli import (
+    env_name,
+    flag_name,
+    is_secret,
+    main,
+    settings_classes,
+)
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -27,23 +33,28 @@ def test_help_lists_every_setting_with_its_variable(
     assert exit_.value.code == 0
     help_text = capsys.readouterr().out
     for settings_class in settings_classes():
-        for field in settings_class.model_fields:
+        for field, info in settings_class.model_fields.items():
             env = env_name(settings_class, field)
-            assert flag_name(env) in help_text
-            assert env in help_text
+            assert (flag_name(env) in help_text) is not is_secret(info.annotation)
+            assert (env in help_text) is not is_secret(info.annotation)
 
 
-def test_readme_documents_every_setting_with_its_default() -> None:
+def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
     rows = {
-        match[1]: match[3]
+        match[1]: (match[2], match[3])
         for match in re.finditer(
-            r"^\| `(\w+)` \| `(--[\w-]+)` \| `([^`]*)` \|",
+            r"^\| `(\w+)` \| (`--[\w-]+`|—) \| `([^`]*)` \|",
             README.read_text(),
             re.MULTILINE,
         )
     }
     documented = {
-        env_name(settings_class, field): str(info.default)
+        env_name(settings_class, field): (
+            "—"
+            if is_secret(info.annotation)
+            else f"`{flag_name(env_name(settings_class, field))}`",
+            str(info.default),
+        )
         for settings_class in settings_classes()
         for field, info in settings_class.model_fields.items()
     }

@@ -121,6 +121,22 @@ async def test_the_report_takes_numbers_from_the_data_and_judgment_from_the_llm(
     assert {k: report[k] for k in JUDGMENT} == JUDGMENT
 
 
+@pytest.mark.parametrize("mode", ["fallback", "always"])
+async def test_an_openai_compatible_endpoint_serves_a_client_that_cannot_sample(
+    connect: Connect,
+    scripted_llm: ScriptedLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_MODE", mode)
+    scripted_llm.expect(tool_use("final_response", JUDGMENT))
+    async with connect("none", provider="openai") as client:
+        result = await client.call_tool("get_weather", {"city": "Paris"})
+    report = result.structured_content
+    assert report["conditions"]["temperature"] == 9.4
+    assert {k: report[k] for k in JUDGMENT} == JUDGMENT
+
+
 @pytest.mark.parametrize("profile", SAMPLING_PROFILES)
 async def test_one_schema_invalid_answer_is_recovered_from(
     connect: Connect, scripted_llm: ScriptedLLM, profile: str, open_meteo: StandIn

@@ -11,10 +11,24 @@ class in their module, named after the pattern (`SUMMARIZER_MAX_CHARS`).
 
 from __future__ import annotations
 
+import os
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Provider = Literal["openai", "anthropic"]
+
+PROVIDER_KEY_VARIABLES: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
+"""The variable each provider's own SDK reads its key from; the fallback here too."""
+
+HOSTED_ENDPOINTS = {"api.openai.com", "api.anthropic.com"}
+"""Hosts that always need a key; a custom endpoint (Ollama, vLLM, ...) may not."""
 
 
 class ServerSettings(BaseSettings):
@@ -66,3 +80,74 @@ class GatewaySettings(BaseSettings):
     tool_concurrency: int = Field(
         4, ge=1, description="Tool calls of one agent turn run at once."
     )
+    provider: Provider | None = Field(
+        None,
+        description="Server-side LLM: `openai` (any OpenAI-compatible endpoint) "
+        "or `anthropic`.",
+    )
+    model: str | None = Field(None, description="The server-side LLM's model.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="The server-side LLM's API key; defaults to `OPENAI_API_KEY` or "
+        "`ANTHROPIC_API_KEY`. Environment only, never a flag.",
+    )
+    base_url: str | None = Field(
+        None,
+        description="The server-side LLM's endpoint; defaults to the provider's "
+        "hosted API.",
+    )
+    mode: Literal["fallback", "always"] = Field(
+        "fallback",
+        description="`fallback`: the server-side LLM serves clients that cannot "
+        "sample; `always`: it serves every request.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _complete_server_llm(self) -> GatewaySettings:
+        if self.provider is None:
+            stray = [
+                f"MCP_SAMPLING_{name.upper()}"
+                for name in ("model", "api_key", "base_url")
+                if getattr(self, name) is not None
+            ]
+            if stray:
+                raise _incomplete(
+                    f"{', '.join(stray)} configure a server-side LLM, but "
+                    "MCP_SAMPLING_PROVIDER is not set (`openai` or `anthropic`)."
+                )
+            return self
+        if not self.model:
+            raise _incomplete(
+                f"MCP_SAMPLING_PROVIDER={self.provider} needs MCP_SAMPLING_MODEL, "
+                "the model to use."
+            )
+        key_variable = PROVIDER_KEY_VARIABLES[self.provider]
+        if self.api_key is None and os.environ.get(key_variable):
+            self.api_key = SecretStr(os.environ[key_variable])
+        if self.api_key is None and self.hosted:
+            raise _incomplete(
+                f"MCP_SAMPLING_PROVIDER={self.provider} on its hosted API needs a key: "
+                f"set MCP_SAMPLING_API_KEY or {key_variable} (a custom "
+                "MCP_SAMPLING_BASE_URL, such as a local Ollama, may need none)."
+            )
+        return self
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the server-side LLM is a provider's hosted API."""
+        return self.base_url is None or urlsplit(self.base_url).hostname in (
+            HOSTED_ENDPOINTS
+        )
+
+
+def _incomplete(message: str) -> PydanticCustomError:
+    return PydanticCustomError("server_llm", message)

@@ -2,7 +2,9 @@
 
 Every setting is a flag named after its environment variable without the `MCP_`
 prefix (`MCP_SAMPLING_TIMEOUT` is `--sampling-timeout`); a flag overrides its variable.
-Over stdio, stdout carries the protocol only: logs go to stderr.
+Secrets (`MCP_SAMPLING_API_KEY`) are environment variables only: a command line is
+visible to every user of the machine. Over stdio, stdout carries the protocol only:
+logs go to stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
 from . import __doc__ as description
@@ -42,6 +44,18 @@ def flag_name(env: str) -> str:
     return "--" + env.removeprefix("MCP_").lower().replace("_", "-")
 
 
+def is_secret(annotation: object) -> bool:
+    return SecretStr in (annotation, *typing.get_args(annotation))
+
+
+def literal_choices(annotation: object) -> tuple[str, ...] | None:
+    """The values of a `Literal` (or optional `Literal`) setting, else None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is typing.Literal:
+            return typing.get_args(candidate)
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description,
@@ -52,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group(settings_class.__doc__)
         for field, info in settings_class.model_fields.items():
             env = env_name(settings_class, field)
-            literal = typing.get_origin(info.annotation) is typing.Literal
-            choices = typing.get_args(info.annotation) if literal else None
+            if is_secret(info.annotation):
+                continue
+            choices = literal_choices(info.annotation)
             group.add_argument(
                 flag_name(env),
                 dest=env,
@@ -84,11 +99,14 @@ def _load(
         return settings_class()
     except ValidationError as error:
         for problem in error.errors():
+            if not problem["loc"]:  # a rule across settings; its message names them
+                problems.append(f"  {problem['msg']}")
+                continue
             env = env_name(settings_class, str(problem["loc"][0]))
-            problems.append(
-                f"  {env} ({flag_name(env)}): {problem['msg']}"
-                f" (got {problem['input']!r})"
-            )
+            field = settings_class.model_fields[str(problem["loc"][0])]
+            name = env if is_secret(field.annotation) else f"{env} ({flag_name(env)})"
+            got = "" if is_secret(field.annotation) else f" (got {problem['input']!r})"
+            problems.append(f"  {name}: {problem['msg']}{got}")
         return None
 
 
@@ -115,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(server_settings.log_level)
     try:
         server = create_server(typing.cast(GatewaySettings, settings[GatewaySettings]))
-    except ValueError as error:  # a pattern's data files (e.g. personas) are unusable
+    # A pattern's data files (e.g. personas) or the server-side LLM cannot be used.
+    except ValueError as error:
         print(f"{parser.prog}: invalid configuration: {error}", file=sys.stderr)
         return 2
     if server_settings.transport == "http":

@@ -18,7 +18,9 @@ class SamplingUnavailableError(LLMError):
             "client that samples (fast-agent and docker-agent support sampling with "
             "tools; VS Code with GitHub Copilot, goose and the MCP Inspector sample "
             "text; Claude Desktop, Claude Code and Cursor do not sample), or give the "
-            "server a model of its own (see 'Server-side LLM' in the README)."
+            "server a model of its own: set MCP_SAMPLING_PROVIDER (openai or "
+            "anthropic), MCP_SAMPLING_MODEL and, for a hosted API, MCP_SAMPLING_API_KEY "
+            "(see 'Server-side LLM' in the README)."
         )
 
 

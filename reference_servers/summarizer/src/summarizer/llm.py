@@ -4,8 +4,9 @@ One `LLM` serves one tool call. It decides where a request goes, in this order:
 
 1. the client's own LLM through MCP sampling — `Route.CLIENT_WITH_TOOLS` when the client
    declares `sampling.tools` (SEP-1577), `Route.CLIENT_TEXT_ONLY` when it samples text;
-2. a server-side sampling handler, when the server was created with one
-   (`create_server(sampling_handler=...)`) — `Route.SERVER`;
+2. the server-side LLM, when the server has one (`MCP_SAMPLING_PROVIDER`, see
+   `server_llm.py`, or `create_server(sampling_handler=...)`) — `Route.SERVER`; with
+   `MCP_SAMPLING_MODE=always` it comes first and serves every request;
 3. otherwise a `SamplingUnavailableError` that says what is missing and how to fix it.
 
 It bounds every request (a timeout, an explicit `maxTokens`, a limit on requests in
@@ -61,6 +62,7 @@ from .agent import (
 from .config import GatewaySettings
 from .errors import (
     AgentLimitError,
+    LLMError,
     SamplingFailedError,
     SamplingTimeoutError,
     SamplingUnavailableError,
@@ -97,6 +99,9 @@ class LLM:
     def route(self) -> Route:
         """Where requests go; raises `SamplingUnavailableError` when nowhere."""
         session = self._ctx.session
+        has_server_llm = self._ctx.fastmcp.sampling_handler is not None
+        if has_server_llm and self._settings.mode == "always":
+            return Route.SERVER
         if session.check_client_capability(
             ClientCapabilities(
                 sampling=SamplingCapability(tools=SamplingToolsCapability())
@@ -107,7 +112,7 @@ class LLM:
             ClientCapabilities(sampling=SamplingCapability())
         ):
             return Route.CLIENT_TEXT_ONLY
-        if self._ctx.fastmcp.sampling_handler is not None:
+        if has_server_llm:
             return Route.SERVER
         raise SamplingUnavailableError()
 
@@ -344,6 +349,8 @@ class LLM:
             answer = handler(params.messages, params, self._ctx.request_context)
             if inspect.isawaitable(answer):
                 answer = await answer
+        except LLMError:
+            raise
         # Whatever the handler's provider raises becomes one clear tool error.
         except Exception as error:  # noqa: BLE001
             raise SamplingFailedError(

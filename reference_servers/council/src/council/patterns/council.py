@@ -10,7 +10,6 @@ debate fails only when fewer than a quorum gave opinions. Debates are kept in SQ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sqlite3
@@ -219,15 +218,19 @@ class Debate:
         self._quorum = quorum
         self._done = 0
         self._total = 2 * len(members) + 1
+        self._failures: dict[str, str] = {}
+        """Why each absent member is absent."""
 
     async def run(self, topic: str) -> DebateResult:
         opinions = await self._opinions(topic)
         absentees = [m.name for m in self._members if m.name not in opinions]
         if len(opinions) < self._quorum:
+            # Name a cause: with no LLM at all, every member fails the same way.
+            first_failure = next(iter(self._failures.values()), "")
             raise ToolError(
                 f"Only {len(opinions)} of {len(self._members)} members gave an "
                 f"opinion; the quorum is {self._quorum} (COUNCIL_QUORUM). Absent: "
-                f"{', '.join(absentees)}."
+                f"{', '.join(absentees)}. The first failure: {first_failure}"
             )
         votes = await self._votes(topic, opinions)
         voters = {vote.voter for vote in votes}
@@ -255,7 +258,7 @@ class Debate:
         opinions: dict[str, str] = {}
 
         async def ask(member: Persona) -> None:
-            with contextlib.suppress(LLMError):  # absent: no option, no vote
+            try:
                 opinions[member.name] = await self._llm.complete(
                     Prompt(
                         "Give your opinion on the topic in at most 150 words.",
@@ -265,6 +268,8 @@ class Debate:
                     temperature=0.9,
                     max_tokens=400,
                 )
+            except LLMError as error:  # absent: no option, no vote
+                self._failures.setdefault(member.name, str(error))
             await self._progress(f"{member.name} gave an opinion")
 
         async with anyio.create_task_group() as group:
