@@ -15,6 +15,7 @@ from council.cli import (
     main,
     settings_classes,
 )
+from council.config import ServerSettings
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -35,8 +36,11 @@ def test_help_lists_every_setting_with_its_variable(
     for settings_class in settings_classes():
         for field, info in settings_class.model_fields.items():
             env = env_name(settings_class, field)
-            assert (flag_name(env) in help_text) is not is_secret(info.annotation)
-            assert (env in help_text) is not is_secret(info.annotation)
+            if is_secret(info.annotation):
+                assert flag_name(env) not in help_text
+            else:
+                assert flag_name(env) in help_text
+                assert env in help_text
 
 
 def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
@@ -96,3 +100,50 @@ def test_a_choice_outside_the_list_is_refused_by_the_parser(
         main(["--transport", "carrier-pigeon"])
     assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "set MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true"),
+        ({"MCP_HTTP_TOKEN": "tok-123456"}, "set MCP_HTTP_ALLOWED_HOSTS"),
+        ({"MCP_HTTP_ALLOW_UNAUTHENTICATED": "true"}, "set MCP_HTTP_ALLOWED_HOSTS"),
+    ],
+    ids=["no-token", "no-allowed-hosts", "unauthenticated-no-allowed-hosts"],
+)
+def test_http_beyond_loopback_needs_a_token_and_allowed_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    environment: dict[str, str],
+    expected: str,
+) -> None:
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["--transport", "http", "--host", "0.0.0.0"]) == 2
+    error = capsys.readouterr().err
+    assert expected in error
+    assert "tok-123456" not in error
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"transport": "http", "host": "127.0.0.1"},
+        {"transport": "http", "host": "::1"},
+        {"transport": "stdio", "host": "0.0.0.0"},
+        {
+            "transport": "http",
+            "host": "0.0.0.0",
+            "http_token": "tok",
+            "http_allowed_hosts": "mcp.example.test",
+        },
+        {
+            "transport": "http",
+            "host": "0.0.0.0",
+            "http_allow_unauthenticated": True,
+            "http_allowed_hosts": "mcp.example.test",
+        },
+    ],
+)
+def test_loopback_or_a_token_or_an_explicit_opt_out_may_serve(settings: dict) -> None:
+    assert ServerSettings(**settings).transport == settings["transport"]

@@ -7,8 +7,10 @@ import os
 import re
 from pathlib import Path
 
+import anyio
 import pytest
-from conftest import Connect, stdio_session
+from conftest import PROFILES, Connect, stdio_session
+from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from mcp.types import (
     CreateMessageResult,
@@ -334,3 +336,59 @@ def test_an_unusable_personas_file_stops_the_server_with_a_message(
     error = capsys.readouterr().err
     assert message in error
     assert "Traceback" not in error
+
+
+async def test_a_client_leaving_mid_debate_leaves_the_server_healthy(
+    http_server: str, scripted_llm: ScriptedLLM
+) -> None:
+    asked = anyio.Event()
+
+    async def answer_never(messages, params, context):
+        asked.set()
+        await anyio.sleep_forever()
+
+    async def debate_then_vanish() -> None:
+        async with Client(
+            http_server,
+            sampling_handler=answer_never,
+            sampling_capabilities=PROFILES["tools"],
+        ) as client:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(debate_then_vanish)
+        await asked.wait()
+        group.cancel_scope.cancel()  # the client hangs up with nine requests open
+
+    scripted_llm.expect(*[Entry(Council())] * 19)
+    async with Client(
+        http_server,
+        sampling_handler=scripted_llm,
+        sampling_capabilities=PROFILES["tools"],
+    ) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    assert result.structured_content["calls_made"] == 19
+
+
+async def test_a_client_whose_handler_fails_gets_a_clear_error_and_others_go_on(
+    http_server: str, scripted_llm: ScriptedLLM
+) -> None:
+    async def broken(messages, params, context):
+        raise RuntimeError("the client's model is down")
+
+    async with Client(
+        http_server, sampling_handler=broken, sampling_capabilities=PROFILES["tools"]
+    ) as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    assert "Only 0 of 9 members" in str(error.value)
+    assert "The client's LLM did not answer" in str(error.value)
+
+    scripted_llm.expect(*[Entry(Council())] * 19)
+    async with Client(
+        http_server,
+        sampling_handler=scripted_llm,
+        sampling_capabilities=PROFILES["tools"],
+    ) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    assert result.structured_content["winners"] == ["Analyst"]

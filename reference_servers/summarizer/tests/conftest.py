@@ -19,7 +19,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from pathlib import Path
 from typing import TextIO
 
@@ -134,13 +139,16 @@ async def stdio_session(
         yield session
 
 
-@pytest.fixture
-def http_server() -> Iterator[str]:
-    """The console script serving streamable HTTP on a free loopback port; its URL."""
+@contextmanager
+def serving_http(*args: str) -> Iterator[str]:
+    """The console script serving streamable HTTP on a free loopback port; its URL.
+
+    The server reads the environment as it is when the block starts.
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = server_command("--transport", "http", "--port", str(port))
+    command = server_command("--transport", "http", "--port", str(port), *args)
     process = subprocess.Popen([command.command, *command.args], env=command.env)
     try:
         deadline = time.monotonic() + 30
@@ -156,3 +164,10 @@ def http_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The console script serving streamable HTTP with default settings; its URL."""
+    with serving_http() as url:
+        yield url

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings
 from . import __doc__ as description
 from . import __version__, patterns
 from .config import GatewaySettings, ServerSettings
+from .http_guard import protect
 from .server import create_server
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=server_settings.host,
             port=server_settings.port,
             show_banner=False,
+            **protect(server, server_settings),
         )
     else:
         logger.info("serving on stdio")

@@ -11,6 +11,7 @@ class in their module, named after the pattern (`SUMMARIZER_MAX_CHARS`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Literal
 from urllib.parse import urlsplit
@@ -44,6 +45,46 @@ class ServerSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level; logs always go to stderr."
     )
+    http_allowed_hosts: str | None = Field(
+        None,
+        description="Comma-separated `Host` names (`host` or `host:port`, `*` "
+        "wildcards) accepted besides loopback; any other `Host` is refused.",
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token HTTP clients must send "
+        "(`Authorization: Bearer ...`). Environment only, never a flag.",
+    )
+    http_allow_unauthenticated: bool = Field(
+        False,
+        description="Serve HTTP beyond loopback without `MCP_HTTP_TOKEN` (when "
+        "something in front of the server authenticates).",
+    )
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """`MCP_HTTP_ALLOWED_HOSTS` as a list."""
+        names = (self.http_allowed_hosts or "").split(",")
+        return [name.strip() for name in names if name.strip()]
+
+    @model_validator(mode="after")
+    def _no_open_http_server(self) -> ServerSettings:
+        if self.transport != "http" or is_loopback(self.host):
+            return self
+        if self.http_token is None and not self.http_allow_unauthenticated:
+            raise _configuration_error(
+                f"MCP_HOST={self.host} serves HTTP beyond this machine, so anyone who "
+                "reaches it could use its tools (and a server-side LLM's key): set "
+                "MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true when a proxy in "
+                "front of it authenticates."
+            )
+        if not self.allowed_hosts:
+            raise _configuration_error(
+                f"MCP_HOST={self.host} serves HTTP beyond this machine: set "
+                "MCP_HTTP_ALLOWED_HOSTS to the names clients reach it by (requests "
+                "with any other Host header are refused, against DNS rebinding)."
+            )
+        return self
 
 
 class GatewaySettings(BaseSettings):
@@ -120,13 +161,13 @@ class GatewaySettings(BaseSettings):
                 if getattr(self, name) is not None
             ]
             if stray:
-                raise _incomplete(
+                raise _configuration_error(
                     f"{', '.join(stray)} configure a server-side LLM, but "
                     "MCP_SAMPLING_PROVIDER is not set (`openai` or `anthropic`)."
                 )
             return self
         if not self.model:
-            raise _incomplete(
+            raise _configuration_error(
                 f"MCP_SAMPLING_PROVIDER={self.provider} needs MCP_SAMPLING_MODEL, "
                 "the model to use."
             )
@@ -134,7 +175,7 @@ class GatewaySettings(BaseSettings):
         if self.api_key is None and os.environ.get(key_variable):
             self.api_key = SecretStr(os.environ[key_variable])
         if self.api_key is None and self.hosted:
-            raise _incomplete(
+            raise _configuration_error(
                 f"MCP_SAMPLING_PROVIDER={self.provider} on its hosted API needs a key: "
                 f"set MCP_SAMPLING_API_KEY or {key_variable} (a custom "
                 "MCP_SAMPLING_BASE_URL, such as a local Ollama, may need none)."
@@ -149,5 +190,19 @@ class GatewaySettings(BaseSettings):
         )
 
 
-def _incomplete(message: str) -> PydanticCustomError:
-    return PydanticCustomError("server_llm", message)
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _configuration_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("configuration", message)
