@@ -10,6 +10,9 @@
 //   {"tool_use": [{"id", "name", "input"}, ...]} -> tool_use blocks, stopReason "toolUse"
 //   {"error": "message"}                         -> the request fails (JSON-RPC error)
 //   {"content": ...}                             -> sent as it is (model/role filled in)
+// With --cancel-after N the client cancels the tool call once N sampling requests are
+// open, and no request is answered: each waits for the server to cancel it in turn
+// (notifications/cancelled), and `cancelled` counts those that were.
 // Prints one JSON line: the tool result and every sampling request received.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -29,6 +32,7 @@ export function parseCli() {
       url: { type: 'string' },
       command: { type: 'string' },
       profile: { type: 'string', default: 'tools' },
+      'cancel-after': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -38,7 +42,8 @@ export function parseCli() {
   if (values.transport === 'stdio' ? !values.command : values.transport !== 'http' || !values.url) {
     throw new Error(usage);
   }
-  return { ...values, scenario: positionals[0] };
+  const cancelAfter = values['cancel-after'] === undefined ? 0 : Number(values['cancel-after']);
+  return { ...values, cancelAfter, scenario: positionals[0] };
 }
 
 export function loadScenario(name, profile) {
@@ -62,12 +67,36 @@ function toResult(reply) {
   return { ...base, ...reply };
 }
 
-/** A sampling handler that answers from `replies` and records what it was asked. */
-export function scriptedLLM(replies) {
+/** Resolves with true when `signal` aborts, with false after `ms`. */
+function aborted(signal, ms) {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(true);
+    const timer = setTimeout(() => resolve(false), ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(true); }, { once: true });
+  });
+}
+
+/**
+ * A sampling handler that answers from `replies` and records what it was asked.
+ * With `cancelAfter`, it calls `onCancelPoint` when that many requests are open and
+ * answers none of them: it counts those the server cancels within 3 s.
+ */
+export function scriptedLLM(replies, { cancelAfter = 0, onCancelPoint = () => {} } = {}) {
   const queue = [...replies];
-  const llm = { requests: [], problems: [], inFlight: 0, maxInFlight: 0 };
-  llm.handler = async (request) => {
+  const llm = { requests: [], requestIds: [], problems: [], inFlight: 0, maxInFlight: 0, cancelled: 0 };
+  llm.handler = async (request, extra) => {
     llm.requests.push(request.params);
+    // v1 passes the request's id and AbortSignal in `extra`, v2 in `ctx.mcpReq`.
+    llm.requestIds.push(extra?.requestId ?? extra?.mcpReq?.id);
+    if (cancelAfter) {
+      llm.inFlight += 1;
+      if (llm.requests.length === cancelAfter) onCancelPoint();
+      const signal = extra?.signal ?? extra?.mcpReq?.signal;
+      const wasCancelled = await aborted(signal, 3_000);
+      llm.cancelled += wasCancelled;
+      llm.inFlight -= 1;
+      throw new Error(wasCancelled ? 'cancelled by the server' : 'never cancelled');
+    }
     if (queue.length === 0) {
       const problem = `unexpected sampling request #${llm.requests.length}`;
       llm.problems.push(problem);
@@ -115,7 +144,11 @@ export async function main(sdk) {
     const scenario = loadScenario(cli.scenario, cli.profile);
     Object.assign(out, { scenario: cli.scenario, profile: cli.profile, transport: cli.transport });
     const capabilities = CAPABILITIES[cli.profile];
-    const llm = scriptedLLM(scenario.replies);
+    const toolCall = new AbortController();
+    const llm = scriptedLLM(scenario.replies, {
+      cancelAfter: cli.cancelAfter,
+      onCancelPoint: () => toolCall.abort('the user gave up'),
+    });
     client = sdk.makeClient(capabilities);
     // Registering a sampling handler throws unless the sampling capability is declared.
     if (capabilities.sampling) sdk.onSampling(client, llm.handler);
@@ -127,11 +160,20 @@ export async function main(sdk) {
     await client.connect(transport);
     const started = Date.now();
     const params = { name: scenario.tool, arguments: scenario.arguments ?? {} };
-    out.result = await sdk.callTool(client, params, { timeout: 120_000 });
+    const options = { timeout: 120_000, signal: toolCall.signal };
+    try {
+      out.result = await sdk.callTool(client, params, options);
+    } catch (error) {
+      if (!toolCall.signal.aborted) throw error;
+      out.result = { cancelled_by_client: true };
+      while (llm.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     out.call_ms = Date.now() - started;
     Object.assign(out, {
       requests: llm.requests,
       max_in_flight: llm.maxInFlight,
+      cancelled: llm.cancelled,
+      request_ids: llm.requestIds,
       unused_replies: llm.unused(),
       problems: llm.problems,
     });

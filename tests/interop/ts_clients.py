@@ -7,7 +7,9 @@ prepares it outside the checkout). Each reference server runs its scenario from
 `scenarios/<server>.json` with each client, over stdio and streamable HTTP, as a client
 with sampling tools, with text-only sampling, and without sampling. A run passes when
 the tool's result, the number and kind of sampling requests, and the shape of every
-request's history are what the scenario expects.
+request's history are what the scenario expects. A scenario with `cancel_after` also
+runs with the client cancelling the tool call while that many sampling requests are
+open: the server must then cancel each of them (`notifications/cancelled`).
 """
 
 from __future__ import annotations
@@ -82,15 +84,40 @@ def check(out: dict, expect: dict) -> list[str]:
     return problems
 
 
-def run(
-    node_dir: Path, command: list[str], scenario: Path, env: dict[str, str]
-) -> dict:
+def cancellation_problems(out: dict, client: str) -> list[str]:
+    """The client cancelled the tool call: the server must cancel each open request."""
+    if "error" in out:
+        return [f"client failed: {out['error']}"]
+    expected = len(out["requests"])
+    # SDK v1 ignores notifications/cancelled for request id 0 (its `_oncancel` tests
+    # `!requestId`), and the server's first request on a session has id 0.
+    if client == "v1" and 0 in out["request_ids"]:
+        expected -= 1
+    if out["cancelled"] != expected:
+        return [f"{out['cancelled']} of {len(out['requests'])} requests cancelled"]
+    return []
+
+
+def cases(script: dict) -> list[tuple[str, list[str]]]:
+    """Each run of a scenario: a label and the client's arguments besides the target."""
+    runs = [(profile, ["--profile", profile]) for profile in PROFILES]
+    if "cancel_after" in script:
+        runs.append(
+            (
+                "cancel",
+                ["--profile", "tools", "--cancel-after", str(script["cancel_after"])],
+            )
+        )
+    return runs
+
+
+def run(arguments: list[str], env: dict[str, str]) -> dict:
     done = subprocess.run(
-        ["node", str(node_dir / command[0]), *command[1:], str(scenario)],
+        ["node", *arguments],
         env=env,
         capture_output=True,
-        check=False,
         text=True,
+        check=False,
         timeout=180,
     )
     try:
@@ -104,31 +131,28 @@ def main(node_dir: Path) -> int:
     started = time.monotonic()
     with server_environment() as env:
         for scenario in sorted((HERE / "scenarios").glob("*.json")):
-            server = scenario.stem
-            expect = json.loads(scenario.read_text())["expect"]
+            server, script = scenario.stem, json.loads(scenario.read_text())
             with serving_http([server, "--transport", "http"], env) as url:
                 targets = {"stdio": ["--command", server], "http": ["--url", url]}
-                for client in CLIENTS:
-                    for transport, target in targets.items():
-                        for profile in PROFILES:
-                            command = [
-                                f"client-{client}.mjs",
-                                "--transport",
-                                transport,
-                                *target,
-                                "--profile",
-                                profile,
-                            ]
-                            out = run(node_dir, command, scenario, env)
-                            problems = check(out, expect[profile])
-                            runs += 1
-                            failures += bool(problems)
-                            print(
-                                f"{'ok  ' if not problems else 'FAIL'} {client} "
-                                f"{transport:5} {profile:5} {server:14} "
-                                f"{out.get('call_ms', 0):5} ms  {'; '.join(problems)}",
-                                flush=True,
-                            )
+                for client, (transport, target), (label, options) in itertools.product(
+                    CLIENTS, targets.items(), cases(script)
+                ):
+                    client_script = str(node_dir / f"client-{client}.mjs")
+                    arguments = [client_script, "--transport", transport, *target]
+                    out = run([*arguments, *options, str(scenario)], env)
+                    problems = (
+                        cancellation_problems(out, client)
+                        if label == "cancel"
+                        else check(out, script["expect"][label])
+                    )
+                    runs += 1
+                    failures += bool(problems)
+                    print(
+                        f"{'ok  ' if not problems else 'FAIL'} {client} {transport:5} "
+                        f"{label:6} {server:14} {out.get('call_ms', 0):5} ms  "
+                        f"{'; '.join(problems)}",
+                        flush=True,
+                    )
     print(
         f"TypeScript clients: {runs} runs, {failures} failed, "
         f"{time.monotonic() - started:.0f} s"

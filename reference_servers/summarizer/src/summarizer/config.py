@@ -88,7 +88,7 @@ class ServerSettings(BaseSettings):
 
 
 class GatewaySettings(BaseSettings):
-    """Bounds on the LLM gateway (`llm.py`)."""
+    """The LLM gateway (`llm.py`): its bounds, and the server-side LLM."""
 
     model_config = SettingsConfigDict(env_prefix="MCP_SAMPLING_")
 

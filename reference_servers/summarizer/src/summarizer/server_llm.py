@@ -92,6 +92,9 @@ class ServerLLM:
     def __repr__(self) -> str:
         return f"ServerLLM({self.provider}, {self.model!r}, {self.endpoint})"
 
+    def __str__(self) -> str:
+        return f"{self.provider} model {self.model!r} at {self.endpoint}"
+
     async def __call__(
         self,
         messages: list[SamplingMessage],
@@ -125,9 +128,6 @@ class ServerLLM:
         message = self.redact(message)
         logger.warning("%s", message)
         raise SamplingFailedError(message)
-
-    def __str__(self) -> str:
-        return f"{self.provider} model {self.model!r} at {self.endpoint}"
 
     def redact(self, text: str) -> str:
         """`text` without the API key, whatever the provider echoed back."""
