@@ -157,8 +157,8 @@ def _import_provider(provider: str) -> tuple[Any, Any]:
     except ImportError:
         raise ServerLLMUnavailableError(
             f"MCP_SAMPLING_PROVIDER={provider} needs the `{provider}` extra: install "
-            f"'council[{provider}]' (for example "
-            f"`uv tool install 'council[{provider}]'`)."
+            f"'council[{provider}]' (in the project: "
+            f"`uv run --extra {provider} council`)."
         ) from None
     return sdk, handlers
 

@@ -157,8 +157,8 @@ def _import_provider(provider: str) -> tuple[Any, Any]:
     except ImportError:
         raise ServerLLMUnavailableError(
             f"MCP_SAMPLING_PROVIDER={provider} needs the `{provider}` extra: install "
-            f"'research-agent[{provider}]' (for example "
-            f"`uv tool install 'research-agent[{provider}]'`)."
+            f"'research-agent[{provider}]' (in the project: "
+            f"`uv run --extra {provider} research-agent`)."
         ) from None
     return sdk, handlers
 

@@ -157,8 +157,8 @@ def _import_provider(provider: str) -> tuple[Any, Any]:
     except ImportError:
         raise ServerLLMUnavailableError(
             f"MCP_SAMPLING_PROVIDER={provider} needs the `{provider}` extra: install "
-            f"'summarizer[{provider}]' (for example "
-            f"`uv tool install 'summarizer[{provider}]'`)."
+            f"'summarizer[{provider}]' (in the project: "
+            f"`uv run --extra {provider} summarizer`)."
         ) from None
     return sdk, handlers
 

@@ -157,8 +157,8 @@ def _import_provider(provider: str) -> tuple[Any, Any]:
     except ImportError:
         raise ServerLLMUnavailableError(
             f"MCP_SAMPLING_PROVIDER={provider} needs the `{provider}` extra: install "
-            f"'weather[{provider}]' (for example "
-            f"`uv tool install 'weather[{provider}]'`)."
+            f"'weather[{provider}]' (in the project: "
+            f"`uv run --extra {provider} weather`)."
         ) from None
     return sdk, handlers
 
