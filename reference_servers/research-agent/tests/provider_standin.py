@@ -106,30 +106,30 @@ class ProviderStandIn:
             await serving
             listener.close()
 
+    @property
+    def configuration(self) -> dict[str, str]:
+        """The `GatewaySettings` fields that make this stand-in the server-side LLM."""
+        return {
+            "provider": self.dialect,
+            "model": MODEL,
+            "api_key": API_KEY,
+            "base_url": self.url,
+        }
+
     def settings(
         self, base: GatewaySettings | None = None, **overrides: Any
     ) -> GatewaySettings:
         """`base` (default: the defaults) with this stand-in as the server-side LLM."""
         fields = (base or GatewaySettings()).model_dump(exclude_unset=True)
-        return GatewaySettings(
-            **{
-                "provider": self.dialect,
-                "model": MODEL,
-                "api_key": API_KEY,
-                "base_url": self.url,
-            }
-            | fields
-            | overrides
-        )
+        return GatewaySettings(**self.configuration | fields | overrides)
 
     def environment(self, **overrides: str) -> dict[str, str]:
         """The same configuration as environment variables, for a server process."""
-        return {
-            "MCP_SAMPLING_PROVIDER": self.dialect,
-            "MCP_SAMPLING_MODEL": MODEL,
-            "MCP_SAMPLING_API_KEY": API_KEY,
-            "MCP_SAMPLING_BASE_URL": self.url,
-        } | overrides
+        variables = {
+            f"MCP_SAMPLING_{field.upper()}": value
+            for field, value in self.configuration.items()
+        }
+        return variables | overrides
 
     async def _answer(self, request: Request) -> JSONResponse:
         body = await request.json()

@@ -103,11 +103,16 @@ def _load(
             if not problem["loc"]:  # a rule across settings; its message names them
                 problems.append(f"  {problem['msg']}")
                 continue
-            env = env_name(settings_class, str(problem["loc"][0]))
-            field = settings_class.model_fields[str(problem["loc"][0])]
-            name = env if is_secret(field.annotation) else f"{env} ({flag_name(env)})"
-            got = "" if is_secret(field.annotation) else f" (got {problem['input']!r})"
-            problems.append(f"  {name}: {problem['msg']}{got}")
+            field = str(problem["loc"][0])
+            env = env_name(settings_class, field)
+            if is_secret(settings_class.model_fields[field].annotation):
+                # No flag to name, and never the value.
+                problems.append(f"  {env}: {problem['msg']}")
+            else:
+                problems.append(
+                    f"  {env} ({flag_name(env)}): {problem['msg']}"
+                    f" (got {problem['input']!r})"
+                )
         return None
 
 

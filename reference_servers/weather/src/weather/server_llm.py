@@ -59,20 +59,16 @@ class ServerLLM:
         self._client: Any = None
         self._handler: Any = None
 
-    def _new_client(self) -> Any:
-        client_class, _ = _CLASSES[self.provider]
+    @asynccontextmanager
+    async def lifespan(self, _server: object) -> AsyncIterator[dict[str, Any]]:
+        """Open the provider client while the server runs; close its connections after."""
+        client_class, handler_class = _CLASSES[self.provider]
         # The SDKs refuse to start without a key; a custom endpoint may need none.
-        return getattr(self._sdk, client_class)(
+        self._client = getattr(self._sdk, client_class)(
             api_key=self._secret or "unused",
             base_url=self._settings.base_url,
             timeout=self._settings.timeout,
         )
-
-    @asynccontextmanager
-    async def lifespan(self, _server: object) -> AsyncIterator[dict[str, Any]]:
-        """Open the provider client while the server runs; close its connections after."""
-        _, handler_class = _CLASSES[self.provider]
-        self._client = self._new_client()
         self._handler = getattr(self._handlers, handler_class)(
             default_model=self.model, client=self._client
         )

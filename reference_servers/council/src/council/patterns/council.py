@@ -269,7 +269,7 @@ class Debate:
                     max_tokens=400,
                 )
             except LLMError as error:  # absent: no option, no vote
-                self._failures.setdefault(member.name, str(error))
+                self._failures[member.name] = str(error)
             await self._progress(f"{member.name} gave an opinion")
 
         async with anyio.create_task_group() as group:
