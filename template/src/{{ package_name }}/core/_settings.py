@@ -4,6 +4,8 @@ The environment variable is the settings class's prefix plus the field name
 (`GatewaySettings.timeout` is `MCP_SAMPLING_TIMEOUT`); the CLI flag is the same name
 without the `MCP_` prefix (`--sampling-timeout`). Patterns declare their own settings
 class in their module, named after the pattern (`SUMMARIZER_MAX_CHARS`).
+`load_settings` reads them all and reports every problem at once, naming each variable
+and flag: the console script and `fastmcp run` print the same message.
 
     >>> GatewaySettings(max_concurrency=4).max_concurrency
     4
@@ -13,10 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import typing
+from collections.abc import Iterable, Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,7 +47,7 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP transport binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP transport.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level; logs always go to stderr."
+        "INFO", description="Log level, in any case; logs always go to stderr."
     )
     http_allowed_hosts: str | None = Field(
         None,
@@ -61,34 +65,57 @@ class ServerSettings(BaseSettings):
         "something in front of the server authenticates).",
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+    @field_validator("http_token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError(
+                "is empty, so every request would be refused: give a token, or unset "
+                "the variable"
+            )
+        return token
+
     @property
     def allowed_hosts(self) -> list[str]:
         """`MCP_HTTP_ALLOWED_HOSTS` as a list."""
         names = (self.http_allowed_hosts or "").split(",")
         return [name.strip() for name in names if name.strip()]
 
-    @model_validator(mode="after")
-    def _no_open_http_server(self) -> ServerSettings:
-        if self.transport != "http" or is_loopback(self.host):
-            return self
+    def open_server_problem(self, host: str) -> str | None:
+        """Why serving HTTP on `host` with these settings would be unsafe, or None."""
+        if is_loopback(host):
+            return None
         if self.http_token is None and not self.http_allow_unauthenticated:
-            raise _configuration_error(
-                f"MCP_HOST={self.host} serves HTTP beyond this machine, so anyone who "
+            return (
+                f"MCP_HOST={host} serves HTTP beyond this machine, so anyone who "
                 "reaches it could use its tools (and a server-side LLM's key): set "
                 "MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true when a proxy in "
                 "front of it authenticates."
             )
         if not self.allowed_hosts:
-            raise _configuration_error(
-                f"MCP_HOST={self.host} serves HTTP beyond this machine: set "
+            return (
+                f"MCP_HOST={host} serves HTTP beyond this machine: set "
                 "MCP_HTTP_ALLOWED_HOSTS to the names clients reach it by (requests "
                 "with any other Host header are refused, against DNS rebinding)."
             )
+        return None
+
+    @model_validator(mode="after")
+    def _no_open_http_server(self) -> ServerSettings:
+        if self.transport == "http" and (
+            problem := self.open_server_problem(self.host)
+        ):
+            raise _configuration_error(problem)
         return self
 
 
 class GatewaySettings(BaseSettings):
-    """The LLM gateway (`llm.py`): its bounds, and the server-side LLM."""
+    """The LLM gateway: its bounds, and the server-side LLM."""
 
     model_config = SettingsConfigDict(env_prefix="MCP_SAMPLING_")
 
@@ -206,3 +233,83 @@ def is_loopback(host: str) -> bool:
 
 def _configuration_error(message: str) -> PydanticCustomError:
     return PydanticCustomError("configuration", message)
+
+
+class ConfigurationError(ValueError):
+    """Settings that cannot be used; the message names each variable and flag.
+
+    >>> print(ConfigurationError("MCP_PORT (--port): too big"))
+    invalid configuration:
+      MCP_PORT (--port): too big
+    """
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        super().__init__(
+            "\n  ".join(["invalid configuration:", *problems]),
+        )
+
+
+SettingsT = typing.TypeVar("SettingsT", bound=BaseSettings)
+
+
+class LoadedSettings(dict[type[BaseSettings], BaseSettings]):
+    """Every settings object of the server, by class."""
+
+    def of(self, settings_class: type[SettingsT]) -> SettingsT:
+        return typing.cast(SettingsT, self[settings_class])
+
+
+def load_settings(
+    classes: Iterable[type[BaseSettings]], given: Sequence[BaseSettings] = ()
+) -> LoadedSettings:
+    """Each class's settings: `given` ones as they are, the rest from the environment.
+
+    Raises `ConfigurationError` listing every problem of every class, each with its
+    variable and flag, and never a secret's value.
+    """
+    loaded = LoadedSettings({type(settings): settings for settings in given})
+    problems: list[str] = []
+    for settings_class in classes:
+        if settings_class in loaded:
+            continue
+        try:
+            loaded[settings_class] = settings_class()
+        except ValidationError as error:
+            problems += [_describe(settings_class, p) for p in error.errors()]
+    if problems:
+        raise ConfigurationError(*problems)
+    return loaded
+
+
+def _describe(settings_class: type[BaseSettings], problem: typing.Any) -> str:
+    if not problem["loc"]:  # a rule across settings; its message names them
+        return problem["msg"]
+    field = str(problem["loc"][0])
+    env = env_name(settings_class, field)
+    if is_secret(settings_class.model_fields[field].annotation):
+        return f"{env}: {problem['msg']}"  # no flag to name, and never the value
+    return f"{env} ({flag_name(env)}): {problem['msg']} (got {problem['input']!r})"
+
+
+def env_name(settings_class: type[BaseSettings], field: str) -> str:
+    """The environment variable of a setting.
+
+    >>> env_name(GatewaySettings, "timeout")
+    'MCP_SAMPLING_TIMEOUT'
+    """
+    return f"{settings_class.model_config['env_prefix']}{field}".upper()
+
+
+def flag_name(env: str) -> str:
+    """The CLI flag of an environment variable.
+
+    >>> flag_name("MCP_SAMPLING_TIMEOUT"), flag_name("SUMMARIZER_MAX_CHARS")
+    ('--sampling-timeout', '--summarizer-max-chars')
+    """
+    return "--" + env.removeprefix("MCP_").lower().replace("_", "-")
+
+
+def is_secret(annotation: object) -> bool:
+    """Whether a setting holds a secret: environment only, never shown."""
+    return SecretStr in (annotation, *typing.get_args(annotation))

@@ -20,10 +20,8 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..config import GatewaySettings
-from ..corpus import Corpus, SourceNotFoundError
-from ..llm import LLM
-from ..prompting import Prompt
+from ...core import LLM, GatewaySettings, Prompt
+from .corpus import Corpus, SourceNotFoundError
 
 SYSTEM = (
     "You are a careful researcher. Answer the question from the corpus only: search "
@@ -32,7 +30,7 @@ SYSTEM = (
     "not answer the question, say so in the summary and give no findings."
 )
 MAX_QUESTION_CHARS = 2_000
-SHIPPED_CORPUS = Path(__file__).parents[1] / "research_corpus"
+SHIPPED_CORPUS = Path(__file__).parent / "documents"
 
 
 class Settings(BaseSettings):
@@ -53,6 +51,8 @@ class Settings(BaseSettings):
 
 
 class Finding(BaseModel):
+    """A claim of the report, with the sources that support it."""
+
     claim: str = Field(description="One statement the sources support.")
     source_ids: list[str] = Field(
         min_length=1, description="Ids of the read sources that support the claim."
@@ -67,6 +67,8 @@ class Report(BaseModel):
 
 
 class SourceInfo(BaseModel):
+    """A cited source: its id in the corpus, its title, and where it lies."""
+
     id: str
     title: str
     location: str
@@ -82,8 +84,7 @@ class ResearchReport(BaseModel):
     tool_calls: int
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
-    settings = Settings()
+def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
     corpus = Corpus(
         settings.corpus_dir or SHIPPED_CORPUS,
         cache_dir=settings.cache_dir

@@ -5,23 +5,17 @@ refuses what stdio never sees:
 
 - a `Host` header naming anything but loopback or `MCP_HTTP_ALLOWED_HOSTS` (421), and a
   foreign `Origin` (403) — a web page cannot reach the server by DNS rebinding;
-- with `MCP_HTTP_TOKEN`, a request without `Authorization: Bearer <token>` (401).
+- with `MCP_HTTP_TOKEN`, a request without `Authorization: Bearer <token>` (401);
+- serving beyond loopback without a token and allowed hosts (it does not start).
 
-`ServerSettings` already refuses to serve beyond loopback without a token.
-
-    server = create_server()
-    server.run("http", host=..., port=..., **protect(server, ServerSettings()))
+`SamplingServer` (`_server.py`) applies all of it to every way of serving HTTP.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
-from fastmcp import FastMCP
 from fastmcp.server.auth import AccessToken, TokenVerifier
-
-from .config import ServerSettings
 
 
 class SharedToken(TokenVerifier):
@@ -35,10 +29,3 @@ class SharedToken(TokenVerifier):
         if not hmac.compare_digest(token.encode(), self._token):
             return None
         return AccessToken(token=token, client_id="shared-token", scopes=[])
-
-
-def protect(server: FastMCP, settings: ServerSettings) -> dict[str, Any]:
-    """Install the token check on `server`; the guard options for `server.run`."""
-    if settings.http_token is not None:
-        server.auth = SharedToken(settings.http_token.get_secret_value())
-    return {"host_origin_protection": True, "allowed_hosts": settings.allowed_hosts}

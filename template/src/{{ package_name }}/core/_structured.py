@@ -1,9 +1,10 @@
-"""Structured output: a result type's schema, and replies read back into it.
+"""Structured output: ask until the model's answer validates as the result type.
 
 A result type is anything pydantic validates: usually a `BaseModel`. Its JSON schema is
 the `final_response` tool's input schema on the native path and part of the system
 prompt on the emulated one. A schema that is not an object is wrapped as
-`{"value": ...}`, because tool inputs must be objects.
+`{"value": ...}`, because tool inputs must be objects. `LLM.structured` runs
+`ask_structured`, the loop; the rest of this module reads replies into results.
 
     >>> from pydantic import BaseModel
     >>> class Verdict(BaseModel):
@@ -17,17 +18,32 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mcp.types import (
     SamplingMessage,
     SamplingMessageContentBlock,
-    TextContent,
     Tool,
-    ToolResultContent,
+    ToolChoice,
     ToolUseContent,
 )
 from pydantic import TypeAdapter, ValidationError
+
+from ._errors import StructuredOutputError
+from ._messages import (
+    assistant_text,
+    assistant_turn,
+    blocks_of,
+    text_in,
+    tool_result,
+    tool_results,
+    tool_uses,
+    user_message,
+)
+
+if TYPE_CHECKING:
+    from ._gateway import LLM
+    from ._prompting import Prompt
 
 T = TypeVar("T")
 
@@ -128,20 +144,6 @@ class Attempt(Generic[T]):
     follow_up: list[SamplingMessage] = field(default_factory=list)
 
 
-def tool_result(call_id: str, text: str, *, is_error: bool) -> ToolResultContent:
-    """The answer to one tool call, paired with it by id."""
-    return ToolResultContent(
-        type="tool_result",
-        toolUseId=call_id,
-        content=[TextContent(type="text", text=text)],
-        isError=is_error,
-    )
-
-
-def text_in(blocks: list[SamplingMessageContentBlock]) -> str:
-    return "\n".join(b.text for b in blocks if isinstance(b, TextContent))
-
-
 def read_reply(
     spec: ResultSpec[T], blocks: list[SamplingMessageContentBlock], *, native: bool
 ) -> Attempt[T]:
@@ -152,7 +154,7 @@ def read_reply(
     call and paired by id, which is the history shape SEP-1577 requires. A text reply
     is read as JSON, on the native path too (some models answer in text anyway).
     """
-    tool_calls = [b for b in blocks if isinstance(b, ToolUseContent)]
+    tool_calls = tool_uses(blocks)
     if tool_calls:
         return _read_tool_calls(spec, tool_calls)
     answer = text_in(blocks)
@@ -168,16 +170,8 @@ def read_reply(
     return Attempt(
         problem=problem,
         follow_up=[
-            SamplingMessage(
-                role="assistant", content=TextContent(type="text", text=answer)
-            ),
-            SamplingMessage(
-                role="user",
-                content=TextContent(
-                    type="text",
-                    text=f"Your answer was not a valid {spec.name}: {problem}. {how}",
-                ),
-            ),
+            assistant_text(answer),
+            user_message(f"Your answer was not a valid {spec.name}: {problem}. {how}"),
         ],
     )
 
@@ -199,8 +193,42 @@ def _read_tool_calls(
         results.append(tool_result(call.id, feedback, is_error=True))
     return Attempt(
         problem=problem,
-        follow_up=[
-            SamplingMessage(role="assistant", content=tool_calls),
-            SamplingMessage(role="user", content=results),
-        ],
+        follow_up=[assistant_turn(list(tool_calls)), tool_results(results)],
+    )
+
+
+async def ask_structured(
+    llm: LLM,
+    prompt: Prompt,
+    result_type: type[T],
+    *,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> T:
+    """The loop behind `LLM.structured`: ask, validate, send the problems back."""
+    spec = ResultSpec(result_type)
+    native = llm.route.native_tools
+    system = prompt.system(system)
+    if not native:
+        system = "\n\n".join(filter(None, [system, spec.instructions()]))
+    conversation = [user_message(prompt.text)]
+    attempts = llm.settings.max_retries + 1
+    for _attempt in range(attempts):
+        reply = await llm.sample(
+            conversation,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=[spec.tool()] if native else None,
+            tool_choice=ToolChoice(mode="required") if native else None,
+        )
+        attempt = read_reply(spec, blocks_of(reply), native=native)
+        if attempt.problem is None:
+            return attempt.result
+        conversation += attempt.follow_up
+    raise StructuredOutputError(
+        f"The LLM gave no valid {spec.name} in {attempts} attempts "
+        f"(MCP_SAMPLING_MAX_RETRIES={llm.settings.max_retries}). "
+        f"The last answer's problem: {attempt.problem}"
     )

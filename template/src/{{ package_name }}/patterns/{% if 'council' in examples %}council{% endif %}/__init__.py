@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio
+import anyio.to_thread
 import platformdirs
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
@@ -29,17 +29,14 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..config import GatewaySettings
-from ..errors import LLMError
-from ..llm import LLM
-from ..prompting import Prompt
+from ...core import LLM, GatewaySettings, LLMError, Prompt
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-SHIPPED_PERSONAS = Path(__file__).parents[1] / "council_personas.toml"
+SHIPPED_PERSONAS = Path(__file__).parent / "personas.toml"
 
 
 class Settings(BaseSettings):
@@ -66,23 +63,31 @@ class Settings(BaseSettings):
 
 
 class Persona(BaseModel):
+    """A council member: who it is, and the system prompt it speaks with."""
+
     name: str = Field(min_length=1)
     icon: str
     prompt: str = Field(min_length=1)
 
 
 class Opinion(BaseModel):
+    """What one member said in the first round."""
+
     member: str
     text: str
 
 
 class Vote(BaseModel):
+    """One member's vote for another member's opinion, and why."""
+
     voter: str
     chosen_member: str
     reasoning: str
 
 
 class DebateResult(BaseModel):
+    """A whole debate: opinions, votes, the tally and the chair's synthesis."""
+
     id: str
     topic: str
     opinions: list[Opinion]
@@ -112,8 +117,7 @@ def load_personas(path: Path) -> list[Persona]:
     return members
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
-    settings = Settings()
+def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
     personas = load_personas(settings.personas_file or SHIPPED_PERSONAS)
     store = DebateStore(
         settings.db_path
@@ -131,7 +135,7 @@ def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
     ) -> DebateResult:
         """Debate a topic among the council's personas, vote, and synthesise."""
         seated = _seat(personas, members, settings, topic)
-        debate = Debate(LLM(ctx, gateway), ctx, seated, settings.quorum)
+        debate = Debate(LLM(ctx, gateway), seated, settings.quorum)
         result = await debate.run(topic)
         await anyio.to_thread.run_sync(store.save, result)
         return result
@@ -209,11 +213,8 @@ def _seat(
 class Debate:
     """One debate: three rounds, with a progress report after every call."""
 
-    def __init__(
-        self, llm: LLM, ctx: Context, members: list[Persona], quorum: int
-    ) -> None:
+    def __init__(self, llm: LLM, members: list[Persona], quorum: int) -> None:
         self._llm = llm
-        self._ctx = ctx
         self._members = members
         self._quorum = quorum
         self._done = 0
@@ -272,9 +273,7 @@ class Debate:
                 self._failures[member.name] = str(error)
             await self._progress(f"{member.name} gave an opinion")
 
-        async with anyio.create_task_group() as group:
-            for member in self._members:
-                group.start_soon(ask, member)
+        await self._llm.map(ask, self._members)
         # Keep the council's order, whatever order the answers came in.
         return {m.name: opinions[m.name] for m in self._members if m.name in opinions}
 
@@ -316,10 +315,7 @@ class Debate:
                 pass  # abstains
             await self._progress(f"{voter.name} voted")
 
-        async with anyio.create_task_group() as group:
-            for member in self._members:
-                if member.name in opinions:
-                    group.start_soon(ask, member)
+        await self._llm.map(ask, [m for m in self._members if m.name in opinions])
         return [votes[name] for name in opinions if name in votes]
 
     async def _synthesis(
@@ -355,7 +351,7 @@ class Debate:
 
     async def _progress(self, message: str) -> None:
         self._done += 1
-        await self._ctx.report_progress(self._done, self._total, message)
+        await self._llm.report_progress(self._done, self._total, message)
 
 
 class DebateStore:

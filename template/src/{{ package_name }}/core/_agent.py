@@ -1,8 +1,8 @@
 """Agent loops: the model calls the server's tools, and the server owns the loop.
 
-`LLM.run_agent` drives the loop; this module holds its parts: the `Toolbox` that
-describes and runs plain Python functions as sampling tools, and how each reply is read
-as a `Turn`. With sampling tools the model calls tools natively (SEP-1577); with
+`LLM.run_agent` runs `run_agent_loop`; the rest of this module is its parts: the
+`Toolbox` that describes and runs plain Python functions as sampling tools, and how each
+reply is read as a `Turn`. With sampling tools the model calls tools natively (SEP-1577); with
 text-only sampling it follows a JSON action protocol, one object per reply:
 
     {"action": "call", "tool": "search", "arguments": {"query": "solar"}}
@@ -18,32 +18,42 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import anyio
 from fastmcp.server.sampling import SamplingTool
 from mcp.types import (
     SamplingMessage,
     SamplingMessageContentBlock,
-    TextContent,
     Tool,
+    ToolChoice,
     ToolResultContent,
-    ToolUseContent,
 )
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, validate_call
 
-from .prompting import fence
-from .structured import (
-    FINAL_RESPONSE,
-    ResultSpec,
-    describe_problem,
-    extract_json,
+from ._errors import AgentLimitError, StructuredOutputError
+from ._messages import (
+    assistant_text,
+    assistant_turn,
+    blocks_of,
     text_in,
     tool_result,
+    tool_results,
+    tool_uses,
+    user_message,
 )
+from ._prompting import fence
+from ._structured import FINAL_RESPONSE, ResultSpec, describe_problem, extract_json
+
+if TYPE_CHECKING:
+    from ._gateway import LLM
+    from ._prompting import Prompt
 
 T = TypeVar("T")
 _NO_ANSWER = object()
+
+EMULATED_PROTOCOL = "You work in steps. Each reply must be exactly one JSON object"
+"""How the emulated protocol's system prompt begins."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,7 @@ def _as_text(value: Any) -> str:
 def read_native_turn(blocks: list[SamplingMessageContentBlock]) -> Turn:
     """A reply on the native path: tool calls, `final_response`, or text (read as
     JSON, since some models answer in text even when asked to call a tool)."""
-    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
+    uses = tool_uses(blocks)
     if not uses:
         try:
             return Turn(answer=extract_json(text_in(blocks)))
@@ -221,14 +231,10 @@ def read_emulated_turn(text: str, call_id: str) -> Turn:
     return Turn(calls=[Call(call_id, action.tool, action.arguments)])
 
 
-def user_message(text: str) -> SamplingMessage:
-    return SamplingMessage(role="user", content=TextContent(type="text", text=text))
-
-
 def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
     """The action protocol, for a client that samples text only."""
     return (
-        "You work in steps. Each reply must be exactly one JSON object, nothing else.\n"
+        f"{EMULATED_PROTOCOL}, nothing else.\n"
         'To call a tool: {"action": "call", "tool": "<name>", "arguments": {...}}\n'
         'To finish: {"action": "final", "answer": <your answer>}\n'
         "After a call you receive its result; then reply with your next action.\n"
@@ -254,10 +260,10 @@ def native_follow_up(
     blocks: list, turn: Turn, outcomes: list[Outcome]
 ) -> list[SamplingMessage]:
     """The assistant's turn, then one user message answering each of its tool calls."""
-    uses = [b for b in blocks if isinstance(b, ToolUseContent)]
+    uses = tool_uses(blocks)
     if not uses:
         return [
-            SamplingMessage(role="assistant", content=blocks),
+            assistant_turn(blocks),
             user_message(f"That reply was not usable: {turn.problem}."),
         ]
     results = [
@@ -273,10 +279,7 @@ def native_follow_up(
         for u in uses
         if u.id not in answered
     ]
-    return [
-        SamplingMessage(role="assistant", content=uses),
-        SamplingMessage(role="user", content=results),
-    ]
+    return [assistant_turn(list(uses)), tool_results(results)]
 
 
 def _rejected(call_id: str, problem: str | None) -> ToolResultContent:
@@ -292,7 +295,88 @@ def emulated_follow_up(
         feedback = f"{outcome.call.name} {verdict}:\n{outcome.text}"
     else:
         feedback = f"Not accepted: {turn.problem}. Reply with one JSON action."
-    return [
-        SamplingMessage(role="assistant", content=TextContent(type="text", text=reply)),
-        user_message(feedback),
-    ]
+    return [assistant_text(reply), user_message(feedback)]
+
+
+async def run_agent_loop(
+    llm: LLM,
+    task: Prompt,
+    *,
+    tools: Sequence[Callable[..., Any]],
+    result_type: type[T],
+    max_iterations: int | None,
+    check: Callable[[T], str | None] | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> AgentResult[T]:
+    """The loop behind `LLM.run_agent`: sample, run the tools asked for, repeat."""
+    settings = llm.settings
+    limit = _iteration_limit(max_iterations, settings.max_iterations)
+    spec = ResultSpec(result_type)
+    toolbox = Toolbox(tools, nonce=task.nonce, concurrency=settings.tool_concurrency)
+    native = llm.route.native_tools
+    system = task.system(system, fenced_replies=True)
+    if not native:
+        system = f"{system}\n\n{protocol_instructions(toolbox, spec)}"
+    sampling_tools = [*toolbox.sdk_tools(), spec.tool()] if native else None
+    conversation = [user_message(task.text)]
+    tool_calls = 0
+    rejected_answers = 0
+    for iteration in range(1, limit + 1):
+        reply = await llm.sample(
+            conversation,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=sampling_tools,
+            tool_choice=ToolChoice(mode="required") if native else None,
+        )
+        blocks = blocks_of(reply)
+        turn = (
+            read_native_turn(blocks)
+            if native
+            else read_emulated_turn(text_in(blocks), f"call-{iteration}")
+        )
+        if turn.has_answer:
+            result, turn.problem = accept(spec, turn.answer, check)
+            if turn.problem is None:
+                return AgentResult(result, iteration, tool_calls)
+            rejected_answers += 1
+            if rejected_answers > settings.max_retries:
+                raise StructuredOutputError(
+                    f"The agent's answer was rejected {rejected_answers} times "
+                    f"(MCP_SAMPLING_MAX_RETRIES={settings.max_retries}); "
+                    f"the last problem: {turn.problem}"
+                )
+        tool_calls += len(turn.calls)
+        if tool_calls > settings.max_tool_calls:
+            raise AgentLimitError(
+                f"The agent asked for more than {settings.max_tool_calls} "
+                "tool calls (MCP_SAMPLING_MAX_TOOL_CALLS) without finishing."
+            )
+        outcomes = await toolbox.run(turn.calls)
+        conversation += (
+            native_follow_up(blocks, turn, outcomes)
+            if native
+            else emulated_follow_up(text_in(blocks), turn, outcomes)
+        )
+        called = ", ".join(call.name for call in turn.calls) or "no tool"
+        await llm.report_progress(iteration, limit, f"iteration {iteration}: {called}")
+    raise AgentLimitError(
+        f"The agent did not finish within {limit} iterations "
+        f"(max_iterations); it made {tool_calls} tool calls. Allow more "
+        f"iterations (at most MCP_SAMPLING_MAX_ITERATIONS="
+        f"{settings.max_iterations}) or narrow the task."
+    )
+
+
+def _iteration_limit(requested: int | None, ceiling: int) -> int:
+    if requested is None:
+        return ceiling
+    if not 1 <= requested <= ceiling:
+        raise AgentLimitError(
+            f"max_iterations must be between 1 and {ceiling} "
+            f"(MCP_SAMPLING_MAX_ITERATIONS); got {requested}."
+        )
+    return requested
