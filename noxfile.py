@@ -5,18 +5,26 @@
 """Checks for the template itself. `uvx nox` runs the default sessions (as CI does).
 
 Plain `nox` only reads the tree: it never rewrites files. `nox -s regenerate` is the
-one session that writes (the reference servers).
+one session that writes (the reference servers). At the end it prints how long each
+session took.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
+# A Python that is not installed fails its session instead of skipping it.
+nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 COPIER = "copier>=9.19,<10"
@@ -31,6 +39,40 @@ NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
 
+SESSION_SECONDS: dict[str, float] = {}
+
+
+def timed(session_function: Callable[[nox.Session], None]) -> Callable:
+    """Record how long the session's own work takes (its venv is made before)."""
+
+    @functools.wraps(session_function)
+    def run(session: nox.Session) -> None:
+        started = time.monotonic()
+        try:
+            session_function(session)
+        finally:
+            SESSION_SECONDS[session.name] = time.monotonic() - started
+
+    return run
+
+
+@atexit.register
+def print_session_times() -> None:
+    if SESSION_SECONDS:
+        rows = [
+            f"  {name:<12} {seconds:7.1f} s"
+            for name, seconds in SESSION_SECONDS.items()
+        ]
+        total = sum(SESSION_SECONDS.values())
+        print(
+            "Session times:",
+            *rows,
+            f"  {'total':<12} {total:7.1f} s",
+            sep="\n",
+            file=sys.stderr,
+        )
+
+
 def reference_servers() -> list[Path]:
     return sorted(
         answers.parent.relative_to(ROOT)
@@ -39,6 +81,7 @@ def reference_servers() -> list[Path]:
 
 
 @nox.session
+@timed
 def lint(session: nox.Session) -> None:
     """Ruff on this repository, then on each reference server with its own config."""
     session.install("ruff")
@@ -54,6 +97,7 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+@timed
 def tests(session: nox.Session) -> None:
     """The template's tests (generation smoke matrix, answers, update, drift logic)."""
     session.install(*TEST_REQUIREMENTS)
@@ -61,6 +105,7 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+@timed
 def drift(session: nox.Session) -> None:
     """Fail, naming each file, if regenerating a reference server would change it."""
     session.install(COPIER, "pyyaml>=6")
@@ -70,15 +115,24 @@ def drift(session: nox.Session) -> None:
 
 
 @nox.session
+@timed
 def reference(session: nox.Session) -> None:
-    """Each reference server passes its own ruff and pytest, in a throwaway venv."""
+    """Each reference server passes its own ruff and pytest, in a throwaway venv.
+
+    Without the tests that start the server as a subprocess: the same tests run in
+    the all-pattern project of `nox -s tests`, and the interop session drives every
+    reference server over stdio and HTTP.
+    """
     servers = [str(server) for server in reference_servers()]
     if not servers:
         session.error("no reference_servers/*/.copier-answers.yml found")
-    session.run("python", "tests/project_check.py", *servers, env=NO_BYTECODE)
+    session.run(
+        "python", "tests/project_check.py", "--in-process", *servers, env=NO_BYTECODE
+    )
 
 
 @nox.session
+@timed
 def interop(session: nox.Session) -> None:
     """The reference servers against clients no one here wrote, under load.
 
@@ -119,6 +173,7 @@ def interop(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+@timed
 def regenerate(session: nox.Session) -> None:
     """Rewrite the reference servers (all, or those named after --).
 
@@ -135,19 +190,20 @@ def regenerate(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+@timed
 def powerset(session: nox.Session) -> None:
     """Generate and check every subset of the `examples` patterns in copier.yml."""
     session.install(*TEST_REQUIREMENTS)
     session.run(
         *PYTEST,
-        "--combos=powerset",
-        "tests/test_generation.py::test_generated_project_passes_its_own_checks",
+        "tests/check_powerset.py",
         *session.posargs,
         env=NO_BYTECODE,
     )
 
 
 @nox.session(default=False)
+@timed
 def bench(session: nox.Session) -> None:
     """Print benchmark figures: council concurrency, summarizer, gateway overhead."""
     session.install(

@@ -24,25 +24,11 @@ import time
 from fastmcp import Client
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.types import (
-    CreateMessageResult,
-    CreateMessageResultWithTools,
-    TextContent,
-    ToolUseContent,
-)
+from summarizer.core.testing import final_answer, sampling_callback
 
 LATENCY = 0.1
 OVERHEAD_CALLS = 200
 REPLY = "A short answer of about sixty characters, for every request."
-
-
-def _text(value: str) -> CreateMessageResult:
-    return CreateMessageResult(
-        role="assistant",
-        content=TextContent(type="text", text=value),
-        model="bench",
-        stopReason="endTurn",
-    )
 
 
 class SlowLLM:
@@ -57,22 +43,12 @@ class SlowLLM:
         prompt = params.messages[-1].content.text
         if params.tools:
             label = re.search(r"^Option ([A-Z]):$", prompt, re.MULTILINE)[1]
-            choice = {"option": label, "reasoning": "Convincing."}
-            return CreateMessageResultWithTools(
-                role="assistant",
-                content=[
-                    ToolUseContent(
-                        type="tool_use", id="v", name="final_response", input=choice
-                    )
-                ],
-                model="bench",
-                stopReason="toolUse",
-            )
-        return _text(REPLY)
+            return final_answer(params, {"option": label, "reasoning": "Convincing."})
+        return REPLY
 
 
 async def council_seconds(max_concurrency: int) -> tuple[float, int]:
-    from council.config import GatewaySettings
+    from council.core import GatewaySettings
     from council.server import create_server
 
     llm = SlowLLM()
@@ -86,7 +62,7 @@ async def council_seconds(max_concurrency: int) -> tuple[float, int]:
 
 
 async def summarizer_seconds(text: str) -> tuple[float, int, int]:
-    from summarizer.config import GatewaySettings
+    from summarizer.core import GatewaySettings
     from summarizer.patterns.summarizer import Settings, split_into_chunks
     from summarizer.server import create_server
 
@@ -109,9 +85,7 @@ async def summarizer_seconds(text: str) -> tuple[float, int, int]:
 OVERHEAD_SERVER = textwrap.dedent(
     """
     from fastmcp import Context
-    from summarizer.config import GatewaySettings
-    from summarizer.llm import LLM
-    from summarizer.prompting import Prompt
+    from summarizer.core import LLM, GatewaySettings, Prompt
     from summarizer.server import create_server
 
     gateway = GatewaySettings()
@@ -131,9 +105,6 @@ OVERHEAD_SERVER = textwrap.dedent(
 
 
 async def overhead_medians() -> tuple[float, float]:
-    async def answer(context, params) -> CreateMessageResult:
-        return _text("hi")
-
     params = StdioServerParameters(
         command=sys.executable,
         args=["-c", OVERHEAD_SERVER],
@@ -141,7 +112,9 @@ async def overhead_medians() -> tuple[float, float]:
     )
     async with (
         stdio_client(params) as (read, write),
-        ClientSession(read, write, sampling_callback=answer) as session,
+        ClientSession(
+            read, write, sampling_callback=sampling_callback(lambda _r: "hi")
+        ) as session,
     ):
         await session.initialize()
         medians = []

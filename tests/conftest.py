@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from render import combo_id, example_combos
-
 # Commits made by the tests themselves: fixed identity, and no user or system git
 # config (signing, hooks, templates) leaking in.
 GIT_ENV = {
@@ -22,26 +20,10 @@ GIT_ENV = {
 }
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--combos",
-        choices=["smoke", "powerset"],
-        default="smoke",
-        help="selections of `examples` to generate: none/each alone/all (smoke) "
-        "or every subset (powerset)",
-    )
-
-
 def pytest_configure(config: pytest.Config) -> None:
     # Rendering from a work tree with uncommitted template edits is the normal case
     # while developing; copier warns about it on every render.
     config.addinivalue_line("filterwarnings", "ignore::copier.errors.DirtyLocalWarning")
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "example_combo" in metafunc.fixturenames:
-        combos = example_combos(metafunc.config.getoption("combos"))
-        metafunc.parametrize("example_combo", combos, ids=map(combo_id, combos))
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ verifies that too: reference servers live in this repository, and a stray
 
 Only the standard library and ``uv`` (on PATH) are needed.
 
-Command line: ``python tests/project_check.py PROJECT_DIR [PROJECT_DIR ...]``.
+Command line: ``python tests/project_check.py [--in-process] PROJECT_DIR [...]``;
+``--in-process`` leaves out the tests marked ``process`` (those that start the server
+as a subprocess).
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ class ProjectCheckError(Exception):
     """A generated project failed one of its own checks (or dirtied its tree)."""
 
 
-def check_project(project: Path, python: str | None = None) -> None:
+def check_project(
+    project: Path, python: str | None = None, *, in_process_only: bool = False
+) -> None:
     """Install ``project`` into a throwaway venv and run ruff and pytest on it.
 
     ``python`` is anything ``uv venv --python`` accepts; by default the interpreter
-    running this function. Raises ProjectCheckError naming the step that failed.
+    running this function. The tests run on every core (pytest-xdist); with
+    ``in_process_only``, without those marked ``process``. Raises ProjectCheckError
+    naming the step that failed.
     """
     project = project.resolve()
     uv = shutil.which("uv")
@@ -60,10 +66,11 @@ def check_project(project: Path, python: str | None = None) -> None:
         )  # fmt: skip
 
         env = _isolated_env(venv, bin_dir, scratch=Path(scratch))
+        pytest = ["-n", "auto", *(["-m", "not process"] if in_process_only else [])]
         for step, command in [
             ("ruff check", ["ruff", "check", "--no-cache", "."]),
             ("ruff format --check", ["ruff", "format", "--check", "--no-cache", "."]),
-            ("pytest", ["python", "-m", "pytest", "-p", "no:cacheprovider"]),
+            ("pytest", ["python", "-m", "pytest", "-p", "no:cacheprovider", *pytest]),
         ]:
             executable = shutil.which(command[0], path=str(bin_dir))
             if executable is None:
@@ -109,13 +116,15 @@ def _all_paths(root: Path) -> set[Path]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    in_process_only = "--in-process" in argv
+    projects = [arg for arg in argv if arg != "--in-process"]
+    if not projects:
         print(__doc__, file=sys.stderr)
         return 2
     failures = []
-    for project in argv:
+    for project in projects:
         try:
-            check_project(Path(project))
+            check_project(Path(project), in_process_only=in_process_only)
         except ProjectCheckError as error:
             failures.append(str(error))
     for failure in failures:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 import copier
 import yaml
@@ -22,8 +21,6 @@ SAMPLE_ANSWERS: dict[str, object] = {
     "license": "MIT",
     "examples": [],
 }
-
-ComboKind = Literal["smoke", "powerset"]
 
 
 def render(
@@ -62,21 +59,12 @@ def example_choices(template: Path = REPO_ROOT) -> list[str]:
     return question_choices("examples", template)
 
 
-def example_combos(
-    kind: ComboKind, template: Path = REPO_ROOT
-) -> list[tuple[str, ...]]:
-    """Selections of ``examples`` to generate.
-
-    ``smoke``: none, each pattern alone, all together. ``powerset``: every subset.
-    Both grow by themselves when copier.yml gains a pattern.
-    """
+def every_selection(template: Path = REPO_ROOT) -> list[tuple[str, ...]]:
+    """Every subset of the ``examples`` choices; grows when copier.yml gains one."""
     choices = example_choices(template)
-    if kind == "powerset":
-        subsets = (itertools.combinations(choices, n) for n in range(len(choices) + 1))
-        return list(itertools.chain.from_iterable(subsets))
-    smoke = [(), *((choice,) for choice in choices), tuple(choices)]
-    return list(dict.fromkeys(smoke))  # with one pattern, "alone" == "all"
+    subsets = (itertools.combinations(choices, n) for n in range(len(choices) + 1))
+    return list(itertools.chain.from_iterable(subsets))
 
 
-def combo_id(combo: tuple[str, ...]) -> str:
-    return "+".join(combo) or "no-examples"
+def selection_id(selection: tuple[str, ...]) -> str:
+    return "+".join(selection) or "no-examples"

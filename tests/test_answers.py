@@ -26,8 +26,24 @@ BAD_ANSWERS = [
         id="project_name-double-hyphen",
     ),
     pytest.param(
+        "project_name", "mcp", '"mcp" is a package the server depends on',
+        id="project_name-mcp",
+    ),
+    pytest.param(
+        "project_name", "fastmcp", '"fastmcp" is a package the server depends on',
+        id="project_name-fastmcp",
+    ),
+    pytest.param(
+        "project_name", "pydantic-settings", 'try "pydantic-settings-server"',
+        id="project_name-pydantic-settings",
+    ),
+    pytest.param(
         "package_name", "class", '"class" is a Python keyword',
         id="package_name-keyword",
+    ),
+    pytest.param(
+        "package_name", "httpx", '"httpx" would hide a module the server imports',
+        id="package_name-httpx",
     ),
     pytest.param(
         "package_name", "9lives", "not starting with a digit",

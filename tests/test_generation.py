@@ -1,12 +1,15 @@
 """Generated projects pass their own checks (ruff, ruff format, pytest) and CI lint.
 
-The matrix of ``examples`` selections comes from copier.yml (see conftest.py):
-``--combos=smoke`` (default) or ``--combos=powerset`` (``nox -s powerset``).
+Each project's suite runs once: an empty project, with the README's "Add your own
+tool" example copied in as a newcomer would, and a project with every pattern, on the
+minimum Python. Each pattern alone is a reference server (``nox -s reference``), and
+``nox -s powerset`` checks every selection (``check_powerset.py``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,30 +23,67 @@ from project_check import ProjectCheckError, check_project
 from render import SAMPLE_ANSWERS, example_choices, question_choices, render
 
 
-def test_generated_project_passes_its_own_checks(
-    tmp_path: Path, example_combo: tuple[str, ...]
+def test_the_readme_example_tool_works_as_copied_into_an_empty_project(
+    tmp_path: Path,
 ) -> None:
     project = tmp_path / "project"
-    render(project, {**SAMPLE_ANSWERS, "examples": list(example_combo)})
-
+    render(project, {**SAMPLE_ANSWERS, "examples": []})
     assert_fully_rendered(project)
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["examples"] == list(example_combo), "copier update needs them"
-    assert_passes_its_own_checks(project)
+
+    added = add_the_readme_example(project)
+
+    package = str(SAMPLE_ANSWERS["project_name"]).replace("-", "_")
+    assert added == [
+        Path(f"src/{package}/patterns/sentiment.py"),
+        Path("tests/patterns/test_sentiment.py"),
+    ]
+    # The subprocess tests are the machinery's: the project below runs them.
+    assert_passes_its_own_checks(project, in_process_only=True)
 
 
-def test_generated_project_passes_on_its_minimum_python(tmp_path: Path) -> None:
+def test_a_project_with_every_pattern_passes_on_its_minimum_python(
+    tmp_path: Path,
+) -> None:
     python_min = min(
         question_choices("python_min"),
         key=lambda version: tuple(map(int, version.split("."))),
     )
-    interpreter = find_python(python_min)
     project = tmp_path / "project"
-    render(
-        project,
-        {**SAMPLE_ANSWERS, "python_min": python_min, "examples": example_choices()},
+    examples = example_choices()
+    render(project, {**SAMPLE_ANSWERS, "python_min": python_min, "examples": examples})
+
+    assert_fully_rendered(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["examples"] == examples, "copier update needs them"
+    assert_passes_its_own_checks(project, python=find_python(python_min))
+
+
+def add_the_readme_example(project: Path) -> list[Path]:
+    """Do what the generated README's "Add your own tool" says, as a newcomer would.
+
+    Each Python block marked `<!-- file: PATH -->` is written to PATH; each Markdown
+    block marked `<!-- row: Configuration -->` becomes a row of that section's table.
+    Returns the files written.
+    """
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    files = re.findall(r"<!-- file: (\S+) -->\n```python\n(.*?)```", readme, re.DOTALL)
+    rows = re.findall(
+        r"<!-- row: Configuration -->\n```markdown\n(.*?)\n```", readme, re.DOTALL
     )
-    assert_passes_its_own_checks(project, python=interpreter)
+    assert files, "the README shows no example files"
+    assert rows, "the README shows no Configuration row for the example's setting"
+    for path, code in files:
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(code, encoding="utf-8")
+    before, heading, rest = readme.partition("\n## Configuration\n")
+    section, next_heading, after = rest.partition("\n## ")
+    lines = section.split("\n")
+    last_row = max(i for i, line in enumerate(lines) if line.startswith("| `"))
+    lines[last_row + 1 : last_row + 1] = rows
+    (project / "README.md").write_text(
+        before + heading + "\n".join(lines) + next_heading + after, encoding="utf-8"
+    )
+    return [Path(path) for path, _code in files]
 
 
 def test_generated_workflows_pass_actionlint(tmp_path: Path) -> None:
@@ -95,9 +135,11 @@ def run_actionlint(
     )
 
 
-def assert_passes_its_own_checks(project: Path, python: str | None = None) -> None:
+def assert_passes_its_own_checks(
+    project: Path, python: str | None = None, *, in_process_only: bool = False
+) -> None:
     try:
-        check_project(project, python)
+        check_project(project, python, in_process_only=in_process_only)
     except ProjectCheckError as error:
         # The failing tool's own output is in the captured stdout above.
         pytest.fail(str(error), pytrace=False)

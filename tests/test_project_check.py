@@ -18,7 +18,10 @@ name = "tiny"
 version = "0"
 
 [dependency-groups]
-dev = ["pytest", "ruff"]
+dev = ["pytest", "pytest-xdist", "ruff"]
+
+[tool.pytest.ini_options]
+markers = ["process: starts a subprocess"]
 """
 
 PASSING_TEST = "def test_passes():\n    assert 1 + 1 == 2\n"
@@ -60,6 +63,19 @@ def test_failing_step_is_named(
 ) -> None:
     project = make_project(tmp_path, test_source)
     with pytest.raises(ProjectCheckError, match=failing_step):
+        check_project(project)
+
+
+def test_in_process_only_leaves_out_the_process_tests(tmp_path: Path) -> None:
+    failing_process_test = (
+        "import pytest\n\n\n"
+        "@pytest.mark.process\n"
+        "def test_starts_a_server():\n"
+        "    assert False\n\n\n" + PASSING_TEST
+    )
+    project = make_project(tmp_path, failing_process_test)
+    check_project(project, in_process_only=True)
+    with pytest.raises(ProjectCheckError, match="pytest failed"):
         check_project(project)
 
 

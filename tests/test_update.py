@@ -14,24 +14,44 @@ USER_EDIT = "# Added by the project's owner after generation.\n"
 TEMPLATE_CHANGE = "# Added to the template in v0.2.0.\n"
 
 
+def tagged_template(where: Path, git: Callable[..., str]) -> Path:
+    """A throwaway template repository tagged v0.1.0, so a test can release it."""
+    where.mkdir()
+    shutil.copy2(REPO_ROOT / "copier.yml", where / "copier.yml")
+    shutil.copytree(REPO_ROOT / "template", where / "template")
+    git(where, "init", "--quiet", "--initial-branch=main")
+    git(where, "add", "--all")
+    git(where, "commit", "--quiet", "--message=v0.1.0")
+    git(where, "tag", "v0.1.0")
+    return where
+
+
+def generated_project(where: Path, template: Path, git: Callable[..., str]) -> Path:
+    """A project generated from the template's v0.1.0 and committed, as the README
+    tells users to."""
+    render(where, SAMPLE_ANSWERS, template=template, vcs_ref="v0.1.0")
+    git(where, "init", "--quiet", "--initial-branch=main")
+    git(where, "add", "--all")
+    git(where, "commit", "--quiet", "--message=Generate from v0.1.0")
+    return where
+
+
+def release_v0_2_0(template: Path, git: Callable[..., str]) -> None:
+    """The template changes a file no user edits, and tags v0.2.0."""
+    [template_init] = (template / "template" / "src" / "{{ package_name }}").glob(
+        "__init__.py*"
+    )
+    with template_init.open("a", encoding="utf-8") as file:
+        file.write(TEMPLATE_CHANGE)
+    git(template, "commit", "--quiet", "--all", "--message=v0.2.0")
+    git(template, "tag", "v0.2.0")
+
+
 def test_update_keeps_user_edits_and_applies_template_changes(
     tmp_path: Path, git: Callable[..., str]
 ) -> None:
-    # A throwaway template repository, so the test can tag releases of it.
-    template = tmp_path / "template-repo"
-    template.mkdir()
-    shutil.copy2(REPO_ROOT / "copier.yml", template / "copier.yml")
-    shutil.copytree(REPO_ROOT / "template", template / "template")
-    git(template, "init", "--quiet", "--initial-branch=main")
-    git(template, "add", "--all")
-    git(template, "commit", "--quiet", "--message=v0.1.0")
-    git(template, "tag", "v0.1.0")
-
-    project = tmp_path / "project"
-    render(project, SAMPLE_ANSWERS, template=template, vcs_ref="v0.1.0")
-    git(project, "init", "--quiet", "--initial-branch=main")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--message=Generate from v0.1.0")
+    template = tagged_template(tmp_path / "template-repo", git)
+    project = generated_project(tmp_path / "project", template, git)
 
     package_name = str(SAMPLE_ANSWERS["project_name"]).replace("-", "_")
     package = project / "src" / package_name
@@ -40,14 +60,7 @@ def test_update_keeps_user_edits_and_applies_template_changes(
         file.write(USER_EDIT)
     git(project, "commit", "--quiet", "--all", "--message=User edit")
 
-    # The template changes a file the user did not touch.
-    [template_init] = (template / "template" / "src" / "{{ package_name }}").glob(
-        "__init__.py*"
-    )
-    with template_init.open("a", encoding="utf-8") as file:
-        file.write(TEMPLATE_CHANGE)
-    git(template, "commit", "--quiet", "--all", "--message=v0.2.0")
-    git(template, "tag", "v0.2.0")
+    release_v0_2_0(template, git)
 
     copier.run_update(
         str(project),
@@ -70,6 +83,39 @@ def test_update_keeps_user_edits_and_applies_template_changes(
         if path.is_file() and ".git" not in path.parts and "<<<<<<<" in _text(path)
     ]
     assert not conflicted
+
+
+def test_a_project_follows_its_template_to_a_new_location(
+    tmp_path: Path, git: Callable[..., str]
+) -> None:
+    """The README's recipe for a moved template, command for command."""
+    old_home = tagged_template(tmp_path / "old-home", git)
+    project = generated_project(tmp_path / "project", old_home, git)
+    new_home = old_home.rename(tmp_path / "new-home")
+    release_v0_2_0(new_home, git)
+
+    copier.run_copy(
+        str(new_home),
+        str(project),
+        vcs_ref="v0.1.0",
+        defaults=True,
+        overwrite=True,
+        exclude=["*", "!.copier-answers.yml"],
+        unsafe=False,
+        quiet=True,
+    )
+    assert git(project, "status", "--porcelain").split() == ["M", ".copier-answers.yml"]
+    git(project, "commit", "--quiet", "--all", "--message=Template moved")
+    copier.run_update(
+        str(project), defaults=True, overwrite=True, unsafe=False, quiet=True
+    )
+
+    answers = (project / ".copier-answers.yml").read_text()
+    assert f"_src_path: {new_home}" in answers
+    assert "_commit: v0.2.0" in answers
+    package = str(SAMPLE_ANSWERS["project_name"]).replace("-", "_")
+    init = project / "src" / package / "__init__.py"
+    assert init.read_text(encoding="utf-8").endswith(TEMPLATE_CHANGE)
 
 
 def _text(path: Path) -> str:

@@ -30,8 +30,7 @@ from fastmcp.exceptions import ToolError
 from fastmcp.prompts import Message
 from mcp import types
 from pydantic import AnyUrl
-from summarizer.config import ServerSettings
-from summarizer.http_guard import protect
+from summarizer.core import ServerSettings
 from summarizer.server import create_server
 
 RED_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
@@ -305,9 +304,9 @@ def add_completion_and_subscriptions(mcp: FastMCP) -> None:
         pass
 
 
-def create_conformance_server() -> FastMCP:
+def create_conformance_server(settings: ServerSettings) -> FastMCP:
     """Our server (`create_server()`) with every fixture of the conformance suite."""
-    mcp = create_server()
+    mcp = create_server(settings)
     add_content_tools(mcp)
     add_notification_tools(mcp)
     add_client_request_tools(mcp)
@@ -323,14 +322,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     settings = ServerSettings(transport="http", port=args.port)
-    server = create_conformance_server()
-    server.run(
-        "http",
-        host=settings.host,
-        port=settings.port,
-        show_banner=False,
-        **protect(server, settings),  # Host/Origin guard; bearer token if configured
-    )
+    server = create_conformance_server(settings)
+    # The server guards every way of serving HTTP: Host/Origin, the bearer token.
+    server.run("http", host=settings.host, port=settings.port, show_banner=False)
 
 
 if __name__ == "__main__":

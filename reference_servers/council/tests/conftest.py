@@ -1,6 +1,7 @@
-"""The mock-client kit: a scripted LLM and clients of every sampling capability.
+"""Fixtures: clients of every sampling capability, answered by the scripted LLM.
 
-Client profiles, after what real clients declare:
+The scripted LLM itself is `council.core.testing`. Client profiles, after what
+real clients declare:
 
 - `tools`: samples with tools (`sampling.tools`), like fast-agent;
 - `text`: samples text only, like VS Code, goose and the MCP Inspector;
@@ -9,6 +10,8 @@ Client profiles, after what real clients declare:
 The `client` fixture runs a test once per profile; `connect` builds one client (and its
 server) for a test that needs particular settings or a server-side LLM: the scripted LLM
 itself, or behind a stand-in OpenAI or Anthropic endpoint (`provider_standin.py`).
+`llm_failure` runs a test once per way the LLM can fail a tool call. Tests that start
+the server as a subprocess are marked `process`: `pytest -m "not process"` skips them.
 """
 
 from __future__ import annotations
@@ -25,19 +28,25 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pytest
 from fastmcp import Client, FastMCP
+from fastmcp.client.sampling import SamplingHandler
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.session import SamplingFnT
 from mcp.client.stdio import stdio_client
-from mcp.types import SamplingCapability, SamplingToolsCapability
+from mcp.types import (
+    CreateMessageRequestParams,
+    SamplingCapability,
+    SamplingToolsCapability,
+)
 from provider_standin import Dialect, ProviderStandIn
-from scripted_llm import ScriptedLLM
 
-from council.config import GatewaySettings
+from council.core import GatewaySettings
+from council.core.testing import Respond, ScriptedLLM
 from council.server import create_server
 
 PROFILES: dict[str, SamplingCapability | None] = {
@@ -68,7 +77,8 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
     `provider="openai"` or `"anthropic"` puts the scripted LLM behind a stand-in
     provider on loopback instead, configured through the `MCP_SAMPLING_*` settings,
     so requests and replies cross the provider's real SDK and wire format.
-    `setup` may add test-only tools to the server before the client connects.
+    `llm` answers instead of the scripted LLM. `setup` may add test-only tools to the
+    server before the client connects.
     """
 
     @asynccontextmanager
@@ -78,6 +88,7 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
         settings: GatewaySettings | None = None,
         server_llm: bool = False,
         provider: Dialect | None = None,
+        llm: SamplingHandler = scripted_llm,
         setup: Callable[[FastMCP, GatewaySettings], None] | None = None,
         **client_options: object,
     ) -> AsyncIterator[Client]:
@@ -89,20 +100,87 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
                 )
                 gateway = stand_in.settings(gateway)
             server = create_server(
-                gateway, sampling_handler=scripted_llm if server_llm else None
+                gateway, sampling_handler=llm if server_llm else None
             )
             if setup is not None:
                 setup(server, gateway)
             capability = PROFILES[profile]
             if capability is not None:
                 client_options |= {
-                    "sampling_handler": scripted_llm,
+                    "sampling_handler": llm,
                     "sampling_capabilities": capability,
                 }
             client = await stack.enter_async_context(Client(server, **client_options))
             yield client
 
     return connect
+
+
+LLM_FAILURES = {
+    "no-sampling": "does not support sampling",
+    "model-error": "The client's LLM did not answer: the model is overloaded",
+    "declined": "The client's LLM did not answer: User rejected sampling request",
+    "provider-unreachable": "could not be reached",
+}
+"""Each way the LLM can fail a tool call, and what the client must then read."""
+CLIENT_SIDE_FAILURES = ["model-error", "declined"]
+"""The failures a sampling client can have at any request, not only the first."""
+
+
+def fail_everything(_request: CreateMessageRequestParams) -> bool:
+    return True
+
+
+@dataclass
+class LLMFailure:
+    """A client, or a server-side LLM, that fails as `kind` says (see `LLM_FAILURES`).
+
+    `model-error` and `declined` are the client's LLM (with sampling tools) failing the
+    requests `fails` picks and answering the others with `answer`; `no-sampling` and
+    `provider-unreachable` fail every request.
+    """
+
+    kind: str
+    _connect: Connect | None = None
+
+    def connect(
+        self,
+        answer: Respond | None = None,
+        fails: Callable[[CreateMessageRequestParams], bool] = fail_everything,
+    ) -> AbstractAsyncContextManager[Client]:
+        assert self._connect is not None, "LLMFailure(kind, connect) to connect"
+        if self.kind == "no-sampling":
+            return self._connect("none")
+        if self.kind == "provider-unreachable":
+            nobody = f"http://127.0.0.1:{free_port()}/v1"
+            settings = GatewaySettings(
+                provider="openai", model="m", api_key="k", base_url=nobody
+            )
+            return self._connect("none", settings=settings)
+        problem = LLM_FAILURES[self.kind].removeprefix(
+            "The client's LLM did not answer: "
+        )
+
+        async def failing_llm(
+            messages: Any, params: CreateMessageRequestParams, _c: Any
+        ):
+            if fails(params) or answer is None:
+                raise RuntimeError(problem)
+            return answer(params)
+
+        return self._connect("tools", llm=failing_llm)
+
+    def assert_reported(self, error: BaseException | str) -> None:
+        """The client read the failure's own message, not a wrapper's."""
+        message = str(error)
+        assert LLM_FAILURES[self.kind] in message, message
+        assert "TaskGroup" not in message, message
+        assert "sub-exception" not in message, message
+
+
+@pytest.fixture(params=list(LLM_FAILURES))
+def llm_failure(request: pytest.FixtureRequest, connect: Connect) -> LLMFailure:
+    return LLMFailure(request.param, connect)
 
 
 @pytest.fixture(params=list(PROFILES))
@@ -116,11 +194,39 @@ async def client(connect: Connect, profile: str) -> AsyncIterator[Client]:
         yield client
 
 
-def server_command(*args: str) -> StdioServerParameters:
-    """The installed `council` console script, as a subprocess."""
-    script = Path(sys.executable).with_name("council")
+_running: list[pytest.Item] = []
+
+
+@pytest.fixture(autouse=True)
+def _running_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    _running.append(request.node)
+    yield
+    _running.pop()
+
+
+PROJECT = Path(__file__).parents[1]
+
+
+def server_command(*args: str, runner: str = "script") -> StdioServerParameters:
+    """The server as a subprocess: the installed `council` console script,
+    or (`runner="fastmcp run"`) FastMCP's runner with the project's `fastmcp.json`.
+
+    Only for tests marked `process`, so that `pytest -m "not process"` is fast.
+    """
+    if _running and _running[-1].get_closest_marker("process") is None:
+        pytest.fail(
+            f"{_running[-1].nodeid} starts the server as a process: mark it "
+            "@pytest.mark.process, so that `pytest -m 'not process'` leaves it out."
+        )
+    scripts = Path(sys.executable).parent
+    if runner == "fastmcp run":
+        # --skip-env: this environment already has the project; no `uv run`.
+        command = scripts / "fastmcp"
+        args = ("run", str(PROJECT / "fastmcp.json"), "--skip-env", *args)
+    else:
+        command = scripts / "council"
     return StdioServerParameters(
-        command=str(script), args=list(args), env=dict(os.environ)
+        command=str(command), args=list(args), env=dict(os.environ)
     )
 
 
@@ -139,16 +245,27 @@ async def stdio_session(
         yield session
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+RUNNERS = ["script", "fastmcp run"]
+"""The ways to start the server: its console script, and `fastmcp run`."""
+
+
 @contextmanager
-def serving_http(*args: str) -> Iterator[str]:
-    """The console script serving streamable HTTP on a free loopback port; its URL.
+def serving_http(*args: str, runner: str = "script") -> Iterator[str]:
+    """The server serving streamable HTTP on a free loopback port; its URL.
 
     The server reads the environment as it is when the block starts.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = server_command("--transport", "http", "--port", str(port), *args)
+    port = free_port()
+    command = server_command(
+        "--transport", "http", "--port", str(port), *args, runner=runner
+    )
     process = subprocess.Popen([command.command, *command.args], env=command.env)
     try:
         deadline = time.monotonic() + 30

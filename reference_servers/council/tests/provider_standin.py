@@ -35,13 +35,13 @@ from mcp.types import (
     ToolResultContent,
     ToolUseContent,
 )
-from scripted_llm import Answer, Entry, ScriptedLLM
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from council.config import GatewaySettings
+from council.core import GatewaySettings
+from council.core.testing import Entry, Reply, ScriptedLLM
 
 Dialect = Literal["openai", "anthropic"]
 API_KEY = "sk-standin-0123456789abcdef"
@@ -58,9 +58,9 @@ class ProviderError(Exception):
 
 
 def http_error(status: int, message: str) -> Entry:
-    """Answer the request with an HTTP error, the way the provider reports one."""
+    """Reply the request with an HTTP error, the way the provider reports one."""
 
-    def respond(_request: CreateMessageRequestParams) -> Answer:
+    def respond(_request: CreateMessageRequestParams) -> Reply:
         raise ProviderError(status, message)
 
     return Entry(respond)
@@ -298,11 +298,11 @@ def _only_tool_results(message: SamplingMessage) -> bool:
     )
 
 
-def _blocks(reply: Answer) -> list[Any]:
+def _blocks(reply: Reply) -> list[Any]:
     return reply.content if isinstance(reply.content, list) else [reply.content]
 
 
-def _openai_reply(reply: Answer) -> dict[str, Any]:
+def _openai_reply(reply: Reply) -> dict[str, Any]:
     blocks = _blocks(reply)
     calls = [b for b in blocks if isinstance(b, ToolUseContent)]
     text = "\n".join(b.text for b in blocks if isinstance(b, TextContent))
@@ -331,7 +331,7 @@ def _openai_reply(reply: Answer) -> dict[str, Any]:
     }
 
 
-def _anthropic_reply(reply: Answer) -> dict[str, Any]:
+def _anthropic_reply(reply: Reply) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for block in _blocks(reply):
         if isinstance(block, TextContent):

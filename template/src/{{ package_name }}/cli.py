@@ -99,10 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Pattern data (personas, a corpus) or the server-side LLM may be unusable.
         server = create_server(*settings.values())
     except ValueError as error:
-        if not isinstance(error, ConfigurationError):
-            error = ConfigurationError(str(error))
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: {error}", file=sys.stderr)
+        print(f"{parser.prog}: {ConfigurationError.of(error)}", file=sys.stderr)
         return 2
     if server_settings.transport == "http":
         # Stateful sessions: the server sends sampling requests back on them.

@@ -1,20 +1,32 @@
 """The server: a FastMCP app with every pattern in `patterns/` registered.
 
-    mcp = create_server()                               # configured from the environment
-    mcp = create_server(sampling_handler=my_handler)    # with a handler of your own
+    mcp = create_server()                                # configured from the environment
+    mcp = create_server(GatewaySettings(timeout=30))     # these settings, the rest from it
+    mcp = create_server(sampling_handler=my_handler)     # a server-side LLM of your own
 
-`fastmcp run` calls `create_server` too (see `fastmcp.json`), so it honours the same
-environment variables as the `research-agent` command.
+`fastmcp run` (and `fastmcp dev`, `fastmcp inspect`) build it with
+`server_from_environment` (see `fastmcp.json`), so they honour the same environment
+variables as the `research-agent` command, and report a bad one with its message.
 """
 
 from __future__ import annotations
 
+import sys
+
 from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
+from pydantic_settings import BaseSettings
 
-from research_agent import patterns
-from research_agent.config import GatewaySettings
-from research_agent.server_llm import ServerLLM, server_llm
+from research_agent import __version__, patterns
+from research_agent.core import (
+    ConfigurationError,
+    GatewaySettings,
+    SamplingServer,
+    ServerLLM,
+    ServerSettings,
+    load_settings,
+    server_llm,
+)
 
 INSTRUCTIONS = (
     "Researches a local document corpus with the client\u0027s LLM, citing what it read."
@@ -22,28 +34,35 @@ INSTRUCTIONS = (
 )
 
 
+def settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class of the server: its own, the gateway's, each pattern's."""
+    return [ServerSettings, GatewaySettings] + [p.Settings for p in patterns.discover()]
+
+
 def create_server(
-    gateway: GatewaySettings | None = None,
-    *,
-    sampling_handler: SamplingHandler | None = None,
+    *settings: BaseSettings, sampling_handler: SamplingHandler | None = None
 ) -> FastMCP:
     """Build the server.
 
-    `gateway` defaults to the `MCP_SAMPLING_*` environment variables. The server-side
-    LLM is `sampling_handler` when given, else the one those variables configure (see
-    `server_llm.py`); `MCP_SAMPLING_MODE` says whom it serves. Raises `ValueError` for
-    a configuration that cannot work.
+    Settings objects passed in are used as they are; every other class of
+    `settings_classes()` is read from the environment. The server-side LLM is
+    `sampling_handler` when given, else the one `MCP_SAMPLING_PROVIDER` configures;
+    `MCP_SAMPLING_MODE` says whom it serves. A configuration that cannot work raises
+    `ConfigurationError` (a `ValueError`) naming every bad variable.
     """
-    gateway = gateway or GatewaySettings()
+    loaded = load_settings(settings_classes(), given=settings)
+    gateway = loaded.of(GatewaySettings)
     sampling_handler = sampling_handler or server_llm(gateway)
     if sampling_handler is None and gateway.mode == "always":
-        raise ValueError(
+        raise ConfigurationError(
             "MCP_SAMPLING_MODE=always needs a server-side LLM: set "
             "MCP_SAMPLING_PROVIDER and MCP_SAMPLING_MODEL."
         )
-    mcp = FastMCP(
+    mcp = SamplingServer(
         name="research-agent",
+        version=__version__,
         instructions=INSTRUCTIONS,
+        http=loaded.of(ServerSettings),
         sampling_handler=sampling_handler,
         sampling_handler_behavior=gateway.mode,
         lifespan=(
@@ -53,5 +72,18 @@ def create_server(
         ),
     )
     for pattern in patterns.discover():
-        pattern.register(mcp, gateway)
+        pattern.register(mcp, gateway, loaded.of(pattern.Settings))
     return mcp
+
+
+def server_from_environment() -> FastMCP:
+    """The server the environment configures, for `fastmcp run` and its kin.
+
+    A configuration that cannot work is reported as the `research-agent` command
+    reports it, and ends the process with status 2 (no traceback).
+    """
+    try:
+        return create_server()
+    except ValueError as error:
+        print(f"research-agent: {ConfigurationError.of(error)}", file=sys.stderr)
+        raise SystemExit(2) from None

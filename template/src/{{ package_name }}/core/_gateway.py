@@ -247,7 +247,9 @@ class LLM:
                 with anyio.fail_after(self.settings.timeout):
                     if route is Route.SERVER:
                         return await ask_server(self._ctx, params)
-                    return await ask_client(self._ctx, params)
+                    return await ask_client(
+                        self._ctx, params, timeout=self.settings.timeout
+                    )
             except TimeoutError:
                 raise SamplingTimeoutError(
                     f"{_sentence_case(route.value)} did not answer within "

@@ -92,14 +92,14 @@ class ServerSettings(BaseSettings):
             return None
         if self.http_token is None and not self.http_allow_unauthenticated:
             return (
-                f"MCP_HOST={host} serves HTTP beyond this machine, so anyone who "
-                "reaches it could use its tools (and a server-side LLM's key): set "
+                f"HTTP on {host} (MCP_HOST) is reachable beyond this machine, so anyone "
+                "who reaches it could use its tools (and a server-side LLM's key): set "
                 "MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true when a proxy in "
                 "front of it authenticates."
             )
         if not self.allowed_hosts:
             return (
-                f"MCP_HOST={host} serves HTTP beyond this machine: set "
+                f"HTTP on {host} (MCP_HOST) is reachable beyond this machine: set "
                 "MCP_HTTP_ALLOWED_HOSTS to the names clients reach it by (requests "
                 "with any other Host header are refused, against DNS rebinding)."
             )
@@ -245,9 +245,12 @@ class ConfigurationError(ValueError):
 
     def __init__(self, *problems: str) -> None:
         self.problems = problems
-        super().__init__(
-            "\n  ".join(["invalid configuration:", *problems]),
-        )
+        super().__init__("\n  ".join(["invalid configuration:", *problems]))
+
+    @classmethod
+    def of(cls, error: ValueError) -> ConfigurationError:
+        """`error` as a configuration error (a pattern's data, the server-side LLM)."""
+        return error if isinstance(error, ConfigurationError) else cls(str(error))
 
 
 SettingsT = typing.TypeVar("SettingsT", bound=BaseSettings)

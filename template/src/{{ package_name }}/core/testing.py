@@ -22,14 +22,15 @@ the helpers build the rest:
 
 `delay=` holds a reply back so that concurrency and timeouts become visible. A request
 the script has no entry for fails the request and the test; so does an entry left
-unused (`assert_finished`).
+unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
+`mcp.ClientSession`, as in tests that start the server as a subprocess.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,21 @@ def tool_use_reply(
     )
 
 
+def sampling_callback(
+    respond: Respond,
+) -> Callable[[Any, CreateMessageRequestParams], Awaitable[Reply]]:
+    """`respond` as the `sampling_callback` of an `mcp.ClientSession`."""
+
+    async def callback(_context: Any, request: CreateMessageRequestParams) -> Reply:
+        return _as_reply(respond(request))
+
+    return callback
+
+
+def _as_reply(reply: str | Reply) -> Reply:
+    return text_reply(reply, model="scripted") if isinstance(reply, str) else reply
+
+
 def fail(message: str, *, delay: float = 0.0) -> Entry:
     """Refuse the request, as a client whose user declined it would."""
 
@@ -195,8 +211,7 @@ class ScriptedLLM:
             raise
         finally:
             self.in_flight -= 1
-        reply = entry.respond(params)
-        return text_reply(reply, model="scripted") if isinstance(reply, str) else reply
+        return _as_reply(entry.respond(params))
 
     def assert_finished(self) -> None:
         """Fail unless every request was expected and every entry was used."""

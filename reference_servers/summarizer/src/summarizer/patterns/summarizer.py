@@ -13,16 +13,13 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-import anyio
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..config import GatewaySettings
-from ..llm import LLM
-from ..prompting import Prompt
+from ..core import LLM, GatewaySettings, Prompt
 
 Style = Literal["paragraph", "bullets"]
 
@@ -51,9 +48,7 @@ class Settings(BaseSettings):
     )
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
-    settings = Settings()
-
+def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
     async def summarize(
         text: Annotated[str, Field(description="The document to summarise.")],
@@ -66,16 +61,15 @@ def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
         ] = "paragraph",
     ) -> str:
         """Summarise a document of any length with your LLM."""
-        summarizer = Summarizer(LLM(ctx, gateway), ctx, settings)
+        summarizer = Summarizer(LLM(ctx, gateway), settings)
         return await summarizer.summarize(text, max_words=max_words, style=style)
 
 
 class Summarizer:
     """One summary: the map-reduce rounds and their progress reports."""
 
-    def __init__(self, llm: LLM, ctx: Context, settings: Settings) -> None:
+    def __init__(self, llm: LLM, settings: Settings) -> None:
         self._llm = llm
-        self._ctx = ctx
         self._settings = settings
         self._requests_done = 0
 
@@ -121,10 +115,9 @@ class Summarizer:
         """Summarise every chunk at once; the gateway bounds how many are in flight."""
         # Partial summaries must be much shorter than a chunk, or rounds never end.
         words = max(50, self._settings.chunk_chars // 40)
-        partials = [""] * len(chunks)
 
-        async def summarise_chunk(index: int) -> None:
-            partials[index] = await self._ask(
+        async def summarise_chunk(index: int) -> str:
+            partial = await self._ask(
                 f"This is part {index + 1} of {len(chunks)} of a longer document. "
                 f"Summarise this part in at most {words} words.",
                 chunks[index],
@@ -133,11 +126,9 @@ class Summarizer:
             await self._progress(
                 f"round {round_number}: summarised part {index + 1} of {len(chunks)}"
             )
+            return partial
 
-        async with anyio.create_task_group() as group:
-            for index in range(len(chunks)):
-                group.start_soon(summarise_chunk, index)
-        return partials
+        return await self._llm.map(summarise_chunk, range(len(chunks)))
 
     async def _ask(self, instruction: str, document: str, words: int) -> str:
         return await self._llm.complete(
@@ -150,7 +141,7 @@ class Summarizer:
 
     async def _progress(self, message: str) -> None:
         self._requests_done += 1
-        await self._ctx.report_progress(self._requests_done, message=message)
+        await self._llm.report_progress(self._requests_done, message=message)
 
 
 def split_into_chunks(text: str, limit: int) -> list[str]:

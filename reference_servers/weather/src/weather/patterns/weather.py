@@ -21,9 +21,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..config import GatewaySettings
-from ..llm import LLM
-from ..prompting import Prompt
+from ..core import LLM, GatewaySettings, Prompt
 
 Units = Literal["metric", "imperial"]
 Severity = Literal["calm", "advisory", "warning", "danger"]
@@ -132,6 +130,8 @@ class Judgment(BaseModel):
 
 
 class WeatherReport(BaseModel):
+    """Measured facts about a place's weather, and the LLM's judgment of them."""
+
     location: Location
     conditions: Conditions
     summary: str
@@ -143,9 +143,7 @@ class WeatherServiceError(ToolError):
     """A weather API could not be reached or sent something unusable."""
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
-    settings = Settings()
-
+def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True))
     async def get_weather(
         city: Annotated[
@@ -159,23 +157,24 @@ def register(mcp: FastMCP, gateway: GatewaySettings) -> None:
     ) -> WeatherReport:
         """Current weather for a place: measured facts, and advice from your LLM."""
         name, qualifier = parse_city(city)
+        llm = LLM(ctx, gateway)
         api = OpenMeteo(settings)
         location = await api.locate(name, qualifier)
-        await ctx.report_progress(1, 3, f"found {location.name}, {location.country}")
+        await llm.report_progress(1, 3, f"found {location.name}, {location.country}")
         conditions = await api.conditions(location, units)
-        await ctx.report_progress(2, 3, "fetched the forecast")
+        await llm.report_progress(2, 3, "fetched the forecast")
         facts = json.dumps(
             {"location": location.model_dump(), "conditions": conditions.model_dump()},
             ensure_ascii=False,
         )
-        judgment = await LLM(ctx, gateway).structured(
+        judgment = await llm.structured(
             Prompt("Judge the weather these facts describe.", facts=facts),
             result_type=Judgment,
             system=SYSTEM,
             temperature=0.2,
             max_tokens=600,
         )
-        await ctx.report_progress(3, 3, "judged the weather")
+        await llm.report_progress(3, 3, "judged the weather")
         return WeatherReport(
             location=location, conditions=conditions, **judgment.model_dump()
         )

@@ -96,8 +96,11 @@ class DebateResult(BaseModel):
     winners: list[str] = Field(description="More than one when the vote is tied.")
     synthesis: str
     calls_made: int
-    absentees: list[str]
-    abstentions: list[str]
+    absentees: list[str] = Field(description="Members who gave no opinion.")
+    abstentions: list[str] = Field(description="Members who gave no vote.")
+    failures: dict[str, str] = Field(
+        description="Why each absentee gave no opinion and each abstainer no vote."
+    )
     created_at: str
 
 
@@ -220,14 +223,14 @@ class Debate:
         self._done = 0
         self._total = 2 * len(members) + 1
         self._failures: dict[str, str] = {}
-        """Why each absent member is absent."""
+        """Why each absent member is absent, and each abstaining one abstains."""
 
     async def run(self, topic: str) -> DebateResult:
         opinions = await self._opinions(topic)
         absentees = [m.name for m in self._members if m.name not in opinions]
         if len(opinions) < self._quorum:
             # Name a cause: with no LLM at all, every member fails the same way.
-            first_failure = next(iter(self._failures.values()), "")
+            first_failure = next(iter(self._failures_in_order().values()), "")
             raise ToolError(
                 f"Only {len(opinions)} of {len(self._members)} members gave an "
                 f"opinion; the quorum is {self._quorum} (COUNCIL_QUORUM). Absent: "
@@ -252,8 +255,17 @@ class Debate:
             calls_made=self._llm.calls_made,
             absentees=absentees,
             abstentions=[n for n in opinions if n not in voters],
+            failures=self._failures_in_order(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+
+    def _failures_in_order(self) -> dict[str, str]:
+        """The failures in the council's order, whatever order they came in."""
+        return {
+            m.name: self._failures[m.name]
+            for m in self._members
+            if m.name in self._failures
+        }
 
     async def _opinions(self, topic: str) -> dict[str, str]:
         opinions: dict[str, str] = {}
@@ -311,8 +323,8 @@ class Debate:
                     chosen_member=labels[choice.option],
                     reasoning=choice.reasoning,
                 )
-            except LLMError:
-                pass  # abstains
+            except LLMError as error:  # abstains
+                self._failures[voter.name] = str(error)
             await self._progress(f"{voter.name} voted")
 
         await self._llm.map(ask, [m for m in self._members if m.name in opinions])

@@ -1,0 +1,62 @@
+"""The machinery: the LLM gateway and what it stands on. Read it; write in `patterns/`.
+
+All model traffic passes through `LLM` (`_gateway.py`). A pattern imports only what is
+listed here:
+
+    from ..core import LLM, GatewaySettings, LLMError, Prompt
+
+    llm = LLM(ctx, gateway)                      # one per tool call
+    text = await llm.complete(Prompt("Summarise the document.", document=doc))
+    verdict = await llm.structured(prompt, result_type=Verdict)
+    done = await llm.run_agent(task, tools=[search, read], result_type=Report)
+    parts = await llm.map(summarise_chunk, chunks)   # concurrent model work
+
+Untrusted text goes into a `Prompt` as a keyword argument, so it travels fenced. Every
+failure to get model output is an `LLMError` whose message says what to do; let it
+reach the client. `server.py` and `cli.py` use the rest: `ServerSettings`,
+`load_settings` and `ConfigurationError`, `SamplingServer`, and the server-side LLM
+(`server_llm`, `ServerLLM`). The modules starting with `_` are private;
+`testing` is the mock-client kit for your tests.
+"""
+
+from ._agent import AgentResult
+from ._errors import (
+    AgentLimitError,
+    LLMError,
+    SamplingFailedError,
+    SamplingTimeoutError,
+    SamplingUnavailableError,
+    StructuredOutputError,
+)
+from ._gateway import LLM, Route
+from ._prompting import Prompt
+from ._server import SamplingServer
+from ._server_llm import ServerLLM, server_llm
+from ._settings import (
+    ConfigurationError,
+    GatewaySettings,
+    LoadedSettings,
+    ServerSettings,
+    load_settings,
+)
+
+__all__ = [
+    "LLM",
+    "AgentLimitError",
+    "AgentResult",
+    "ConfigurationError",
+    "GatewaySettings",
+    "LLMError",
+    "LoadedSettings",
+    "Prompt",
+    "Route",
+    "SamplingFailedError",
+    "SamplingServer",
+    "SamplingTimeoutError",
+    "SamplingUnavailableError",
+    "ServerLLM",
+    "ServerSettings",
+    "StructuredOutputError",
+    "load_settings",
+    "server_llm",
+]

@@ -1,0 +1,409 @@
+"""Council: three concurrent rounds, anonymous shuffled ballots, contained failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import (
+    CLIENT_SIDE_FAILURES,
+    PROFILES,
+    Connect,
+    LLMFailure,
+    stdio_session,
+)
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+
+from council.cli import main
+from council.core.testing import (
+    ScriptedLLM,
+    answer,
+    final_answer,
+    prompt_text,
+    sampling_callback,
+)
+from council.patterns.council import SHIPPED_PERSONAS, load_personas
+
+MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
+TOPIC = "Should the office move to a four-day week?"
+
+
+def member_of(request) -> str:
+    return re.match(r"You are the (.+?)\.", request.systemPrompt)[1]
+
+
+def view_of(member: str) -> str:
+    """An opinion that does not name its author, so ballots can be checked."""
+    return f"view number {MEMBERS.index(member)}"
+
+
+def options_of(request) -> dict[str, str]:
+    return dict(
+        re.findall(r"^Option ([A-Z]):\n(.+)$", prompt_text(request), re.MULTILINE)
+    )
+
+
+def round_of(request) -> str:
+    prompt = prompt_text(request)
+    if "Synthesise" in prompt:
+        return "synthesis"
+    return "vote" if "Vote for" in prompt else "opinion"
+
+
+class Council:
+    """Answers for every council request: opinions, votes (for `favourite`, or the
+    next best), synthesis; `failing` members' requests fail."""
+
+    def __init__(
+        self, favourite: str = "Analyst", failing: tuple[str, ...] = (), votes=None
+    ):
+        self.favourite = favourite
+        self.failing = failing
+        self.votes = votes or {}
+        self.ballots: dict[str, list[str]] = {}
+
+    def __call__(self, request):
+        if round_of(request) == "synthesis":
+            return "The council recommends a trial."
+        member = member_of(request)
+        if member in self.failing:
+            raise RuntimeError(f"{member} is unwell")
+        if round_of(request) == "opinion":
+            return view_of(member)
+        options = options_of(request)
+        self.ballots[member] = list(options.values())
+        wanted = self.votes.get(member, self.favourite)
+        if wanted == member:
+            wanted = "Pragmatist"
+        label = next(k for k, v in options.items() if v == view_of(wanted))
+        return final_answer(
+            request, {"option": label, "reasoning": f"{wanted} is right."}
+        )
+
+
+@pytest.fixture(autouse=True)
+def council_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "council.db"
+    monkeypatch.setenv("COUNCIL_DB_PATH", str(path))
+    return path
+
+
+async def test_a_full_debate_is_19_calls_in_three_concurrent_rounds(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+    scripted_llm.expect(*[answer(council, delay=0.05)] * 19)
+    progress = []
+
+    async def record(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total))
+
+    async with connect("none", server_llm=True, progress_handler=record) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["calls_made"] == 19
+    assert scripted_llm.max_in_flight == 9
+    rounds = [round_of(r) for r in scripted_llm.requests]
+    assert rounds == ["opinion"] * 9 + ["vote"] * 9 + ["synthesis"]
+    assert debate["tally"]["Analyst"] == 8
+    assert debate["tally"]["Pragmatist"] == 1
+    assert debate["winners"] == ["Analyst"]
+    assert debate["absentees"] == []
+    assert debate["synthesis"] == "The council recommends a trial."
+    assert progress[-1] == (19, 19)
+    assert len(progress) == 19
+
+
+@pytest.mark.parametrize("mode", ["fallback", "always"])
+async def test_an_openai_compatible_endpoint_serves_a_client_that_cannot_sample(
+    connect: Connect,
+    scripted_llm: ScriptedLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("MCP_SAMPLING_MODE", mode)
+    scripted_llm.expect(*[answer(Council())] * 19)
+    async with connect("none", provider="openai") as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["calls_made"] == 19
+    assert debate["winners"] == ["Analyst"]
+    assert debate["synthesis"] == "The council recommends a trial."
+
+
+async def test_ballots_are_anonymous_shuffled_and_never_hold_your_own_view(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+    scripted_llm.expect(*[answer(council)] * 19)
+    async with connect("none", server_llm=True) as client:
+        await client.call_tool("council_debate", {"topic": TOPIC})
+    for voter, ballot in council.ballots.items():
+        assert sorted(ballot) == sorted(view_of(m) for m in MEMBERS if m != voter)
+    # Shuffled per voter: nine ballots of eight options all in one order would be a
+    # one-in-40,320**8 chance.
+    assert len({tuple(ballot) for ballot in council.ballots.values()}) > 1
+    for request in scripted_llm.requests:
+        if round_of(request) == "vote":
+            assert not any(name in prompt_text(request) for name in MEMBERS)
+
+
+async def test_a_failing_member_is_absent_and_the_debate_goes_on(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council(failing=("Devil's Advocate",))
+    # Nine opinion requests (one fails), eight votes, one synthesis.
+    scripted_llm.expect(*[answer(council)] * 18)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["absentees"] == ["Devil's Advocate"]
+    assert "Devil's Advocate" not in debate["tally"]
+    assert len(debate["votes"]) == 8
+    assert debate["calls_made"] == 18
+
+
+async def test_a_failing_vote_is_an_abstention(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council()
+
+    def vote_fails_for_the_mediator(request):
+        if round_of(request) == "vote" and member_of(request) == "Mediator":
+            raise RuntimeError("no opinion")
+        return council(request)
+
+    scripted_llm.expect(*[answer(vote_fails_for_the_mediator)] * 19)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["abstentions"] == ["Mediator"]
+    assert sum(debate["tally"].values()) == 8
+
+
+async def test_below_quorum_the_debate_fails_clearly(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    council = Council(failing=tuple(MEMBERS[:5]))
+    scripted_llm.expect(*[answer(council)] * 9)
+    async with connect("none", server_llm=True) as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    assert re.search(r"Only 4 of 9 members .* quorum is 5", str(error.value))
+    assert "The first failure: The server-side LLM failed: RuntimeError:" in str(
+        error.value
+    )
+
+
+async def test_a_failing_llm_fails_the_first_round_with_its_own_message(
+    llm_failure: LLMFailure,
+) -> None:
+    async with llm_failure.connect() as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    assert "Only 0 of 9 members gave an opinion" in str(error.value)
+    llm_failure.assert_reported(error.value)
+
+
+@pytest.mark.parametrize("kind", CLIENT_SIDE_FAILURES)
+async def test_failing_votes_are_abstentions_that_say_why(
+    connect: Connect, kind: str
+) -> None:
+    failure = LLMFailure(kind, connect)
+    voting = failure.connect(answer=Council(), fails=lambda r: round_of(r) == "vote")
+    async with voting as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    debate = result.structured_content
+    assert debate["abstentions"] == MEMBERS
+    assert debate["winners"] == []
+    assert list(debate["failures"]) == MEMBERS
+    for reason in debate["failures"].values():
+        failure.assert_reported(reason)
+    assert debate["synthesis"] == "The council recommends a trial."
+
+
+@pytest.mark.parametrize("kind", CLIENT_SIDE_FAILURES)
+async def test_a_failing_synthesis_fails_the_debate_with_its_own_message(
+    connect: Connect, kind: str
+) -> None:
+    failure = LLMFailure(kind, connect)
+    chairing = failure.connect(
+        answer=Council(), fails=lambda r: round_of(r) == "synthesis"
+    )
+    async with chairing as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    failure.assert_reported(error.value)
+
+
+async def test_a_tie_is_reported_as_a_tie(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    seated = MEMBERS[:6]
+    votes = {m: (seated[0] if i % 2 else seated[1]) for i, m in enumerate(seated)}
+    votes[seated[0]], votes[seated[1]] = seated[1], seated[0]
+    council = Council(votes=votes)
+    scripted_llm.expect(*[answer(council)] * 13)
+    async with connect("none", server_llm=True) as client:
+        result = await client.call_tool(
+            "council_debate", {"topic": TOPIC, "members": seated}
+        )
+    debate = result.structured_content
+    assert sorted(debate["winners"]) == sorted(seated[:2])
+    assert debate["tally"][seated[0]] == debate["tally"][seated[1]] == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"topic": "  "}, "topic is empty"),
+        ({"topic": "x" * 4001}, "at most 4,000"),
+        (
+            {"topic": TOPIC, "members": ["Pragmatist", "Jester"]},
+            "unknown members: Jester",
+        ),
+        ({"topic": TOPIC, "members": MEMBERS[:4]}, "cannot reach the quorum of 5"),
+    ],
+)
+async def test_bad_input_is_refused_before_any_sampling(
+    connect: Connect, arguments: dict, message: str
+) -> None:
+    async with connect("tools") as client:
+        with pytest.raises(ToolError, match=message):
+            await client.call_tool("council_debate", arguments)
+
+
+async def test_resources_list_members_and_stored_debates(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    scripted_llm.expect(*[answer(Council())] * 19)
+    async with connect("none", server_llm=True) as client:
+        members = json.loads((await client.read_resource("council://members"))[0].text)
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+        listing = json.loads((await client.read_resource("council://debates"))[0].text)
+        debate_id = result.structured_content["id"]
+        record = json.loads(
+            (await client.read_resource(f"council://debates/{debate_id}"))[0].text
+        )
+        with pytest.raises(Exception, match="there is no debate"):
+            await client.read_resource("council://debates/nope")
+    assert [m["name"] for m in members] == MEMBERS
+    assert listing == [
+        {
+            "id": debate_id,
+            "topic": TOPIC,
+            "winners": ["Analyst"],
+            "created_at": record["created_at"],
+        }
+    ]
+    assert record == result.structured_content
+
+
+@pytest.mark.process
+async def test_debates_survive_a_restart_of_the_server_process() -> None:
+    callback = sampling_callback(Council())
+    async with stdio_session(sampling_callback=callback) as session:
+        result = await session.call_tool("council_debate", {"topic": TOPIC})
+    assert not result.isError, result.content
+    debate_id = result.structuredContent["id"]
+    async with stdio_session() as session:
+        stored = await session.read_resource(f"council://debates/{debate_id}")
+    assert json.loads(stored.contents[0].text)["winners"] == ["Analyst"]
+
+
+async def test_the_prompts_start_common_debates(connect: Connect) -> None:
+    async with connect("none") as client:
+        names = {prompt.name for prompt in await client.list_prompts()}
+        decide = await client.get_prompt(
+            "decide", {"question": "Our team of six", "options": "Rust or Go"}
+        )
+    assert {"decide", "poll", "critique"} <= names
+    assert "council_debate" in decide.messages[0].content.text
+    assert "Rust or Go" in decide.messages[0].content.text
+
+
+@pytest.mark.parametrize(
+    ("personas", "message"),
+    [
+        ("[[member]]\nname = 'Solo'\nicon = 'x'\nprompt = 'p'\n", "2 to 26"),
+        ("[[member]]\nname = 'No prompt'\nicon = 'x'\n", "prompt"),
+        ("this is not toml = = =", "cannot read the personas"),
+    ],
+)
+def test_an_unusable_personas_file_stops_the_server_with_a_message(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    personas: str,
+    message: str,
+) -> None:
+    path = tmp_path / "personas.toml"
+    path.write_text(personas)
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    assert main(["--council-personas-file", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.process
+async def test_a_client_leaving_mid_debate_leaves_the_server_healthy(
+    http_server: str, scripted_llm: ScriptedLLM
+) -> None:
+    asked = anyio.Event()
+
+    async def answer_never(messages, params, context):
+        asked.set()
+        await anyio.sleep_forever()
+
+    async def debate_then_vanish() -> None:
+        async with Client(
+            http_server,
+            sampling_handler=answer_never,
+            sampling_capabilities=PROFILES["tools"],
+        ) as client:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(debate_then_vanish)
+        await asked.wait()
+        group.cancel_scope.cancel()  # the client hangs up with nine requests open
+
+    scripted_llm.expect(*[answer(Council())] * 19)
+    async with Client(
+        http_server,
+        sampling_handler=scripted_llm,
+        sampling_capabilities=PROFILES["tools"],
+    ) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    assert result.structured_content["calls_made"] == 19
+
+
+@pytest.mark.process
+async def test_a_client_whose_handler_fails_gets_a_clear_error_and_others_go_on(
+    http_server: str, scripted_llm: ScriptedLLM
+) -> None:
+    async def broken(messages, params, context):
+        raise RuntimeError("the client's model is down")
+
+    async with Client(
+        http_server, sampling_handler=broken, sampling_capabilities=PROFILES["tools"]
+    ) as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("council_debate", {"topic": TOPIC})
+    assert "Only 0 of 9 members" in str(error.value)
+    assert "The client's LLM did not answer" in str(error.value)
+
+    scripted_llm.expect(*[answer(Council())] * 19)
+    async with Client(
+        http_server,
+        sampling_handler=scripted_llm,
+        sampling_capabilities=PROFILES["tools"],
+    ) as client:
+        result = await client.call_tool("council_debate", {"topic": TOPIC})
+    assert result.structured_content["winners"] == ["Analyst"]

@@ -1,0 +1,266 @@
+"""The LLM gateway: every request this server makes for model output passes here.
+
+One `LLM` serves one tool call. It decides where a request goes, in this order:
+
+1. the client's own LLM through MCP sampling — `Route.CLIENT_WITH_TOOLS` when the client
+   declares `sampling.tools` (SEP-1577), `Route.CLIENT_TEXT_ONLY` when it samples text;
+2. the server-side LLM, when the server has one (`MCP_SAMPLING_PROVIDER`, see
+   `_server_llm.py`, or `create_server(sampling_handler=...)`) — `Route.SERVER`; with
+   `MCP_SAMPLING_MODE=always` it comes first and serves every request;
+3. otherwise a `SamplingUnavailableError` that says what is missing and how to fix it.
+
+It bounds every request (a timeout, an explicit `maxTokens`, a limit on requests in
+flight), counts them, and, when the tool call is cancelled, cancels the requests still
+waiting on the client. Untrusted text reaches it only inside a `Prompt`, fenced.
+
+`LLM` is a thin facade: `complete` is one request, `structured` runs the loop in
+`_structured.py`, `run_agent` the loop in `_agent.py`, and `sample` sends one request
+through `_transports.py`. `map` is the one way to run model work concurrently.
+
+    llm = LLM(ctx, gateway)
+    summary = await llm.complete(
+        Prompt("Summarise the document.", document=text),
+        system="You write precise summaries.",
+        max_tokens=400,
+    )
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+from fastmcp import Context
+from mcp.types import (
+    ClientCapabilities,
+    CreateMessageRequestParams,
+    SamplingCapability,
+    SamplingMessage,
+    SamplingToolsCapability,
+    Tool,
+    ToolChoice,
+)
+
+from ._agent import AgentResult, run_agent_loop
+from ._errors import SamplingTimeoutError, SamplingUnavailableError
+from ._messages import Reply, reply_text, user_message
+from ._prompting import Prompt
+from ._settings import GatewaySettings
+from ._structured import ask_structured
+from ._transports import ask_client, ask_server
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+class Route(enum.Enum):
+    """Where the gateway sends a request for model output."""
+
+    CLIENT_WITH_TOOLS = "the client's LLM, with sampling tools"
+    CLIENT_TEXT_ONLY = "the client's LLM, text only"
+    SERVER = "the server-side LLM"
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the model can be offered tools (else they are emulated in text)."""
+        return self is not Route.CLIENT_TEXT_ONLY
+
+
+class LLM:
+    """The gateway for one tool call: route, bound, count and cancel model requests."""
+
+    def __init__(self, ctx: Context, settings: GatewaySettings) -> None:
+        self._ctx = ctx
+        self.settings = settings
+        """The gateway's bounds (`MCP_SAMPLING_*`)."""
+        self._slots = anyio.Semaphore(settings.max_concurrency)
+        self.calls_made = 0
+        """Sampling requests sent so far, failed ones included."""
+
+    @property
+    def route(self) -> Route:
+        """Where requests go; raises `SamplingUnavailableError` when nowhere."""
+        session = self._ctx.session
+        has_server_llm = self._ctx.fastmcp.sampling_handler is not None
+        if has_server_llm and self.settings.mode == "always":
+            return Route.SERVER
+        if session.check_client_capability(
+            ClientCapabilities(
+                sampling=SamplingCapability(tools=SamplingToolsCapability())
+            )
+        ):
+            return Route.CLIENT_WITH_TOOLS
+        if session.check_client_capability(
+            ClientCapabilities(sampling=SamplingCapability())
+        ):
+            return Route.CLIENT_TEXT_ONLY
+        if has_server_llm:
+            return Route.SERVER
+        raise SamplingUnavailableError()
+
+    async def complete(
+        self,
+        prompt: Prompt,
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
+        """Ask for plain text; returns the model's reply."""
+        reply = await self.sample(
+            [user_message(prompt.text)],
+            system=prompt.system(system),
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        return reply_text(reply)
+
+    async def structured(
+        self,
+        prompt: Prompt,
+        *,
+        result_type: type[T],
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> T:
+        """Ask for a validated `result_type`, on every route.
+
+        With sampling tools (the client's, or the server-side LLM's), the model answers
+        by calling a `final_response` tool; with text-only sampling, the schema goes into
+        the system prompt and the JSON is read out of the reply. Either way an invalid
+        answer goes back to the model with the validation errors, at most
+        `MCP_SAMPLING_MAX_RETRIES` times, then a `StructuredOutputError` says what the
+        model kept getting wrong.
+        """
+        return await ask_structured(
+            self,
+            prompt,
+            result_type,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+
+    async def run_agent(
+        self,
+        task: Prompt,
+        *,
+        tools: Sequence[Callable[..., Any]],
+        result_type: type[T],
+        max_iterations: int | None = None,
+        check: Callable[[T], str | None] | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AgentResult[T]:
+        """Let the model work on `task` with `tools` until it gives a `result_type`.
+
+        Each iteration is one sampling request; the tools the model asks for run here,
+        concurrently, and their results go back fenced. `max_iterations` (default and
+        ceiling `MCP_SAMPLING_MAX_ITERATIONS`) and `MCP_SAMPLING_MAX_TOOL_CALLS` bound
+        the loop; past either, an `AgentLimitError` (never a partial answer). `check`
+        may reject a valid answer with a problem to send back, like a validation error;
+        invalid answers count against `MCP_SAMPLING_MAX_RETRIES`.
+        """
+        return await run_agent_loop(
+            self,
+            task,
+            tools=tools,
+            result_type=result_type,
+            max_iterations=max_iterations,
+            check=check,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+
+    async def map(
+        self, function: Callable[[Item], Awaitable[T]], items: Iterable[Item]
+    ) -> list[T]:
+        """`function(item)` for every item at once; the results in the items' order.
+
+        The one way to run model work concurrently: the requests inside still wait for
+        the gateway's slots (`MCP_SAMPLING_MAX_CONCURRENCY`). The first failure ends
+        the whole map: the other calls are cancelled and the failure is raised as
+        itself, so an `LLMError` reaches the client with its own message, never inside
+        an exception group. A call whose failure must not end the others (a council
+        member who may be absent) catches its own `LLMError`.
+        """
+        items = list(items)
+        results: list[Any] = [None] * len(items)
+        failures: list[Exception] = []
+
+        async def run(index: int) -> None:
+            try:
+                results[index] = await function(items[index])
+            except Exception as error:  # noqa: BLE001 - re-raised below, as itself
+                failures.append(error)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(items)):
+                group.start_soon(run, index)
+        if failures:
+            raise failures[0]
+        return results
+
+    async def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Tell the client how far the tool call has got (a progress notification)."""
+        await self._ctx.report_progress(progress, total, message)
+
+    async def sample(
+        self,
+        messages: list[SamplingMessage],
+        *,
+        system: str | None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: list[Tool] | None = None,
+        tool_choice: ToolChoice | None = None,
+    ) -> Reply:
+        """Send one sampling request along the route, within the gateway's bounds.
+
+        The building block of `complete` and of the structured and agent loops; a
+        pattern that needs several turns calls it with the history it owns.
+        """
+        route = self.route
+        params = CreateMessageRequestParams(
+            messages=messages,
+            systemPrompt=system,
+            temperature=temperature,
+            maxTokens=max_tokens or self.settings.max_tokens,
+            tools=tools,
+            toolChoice=tool_choice,
+        )
+        async with self._slots:
+            self.calls_made += 1
+            logger.debug("sampling request %d via %s", self.calls_made, route.value)
+            try:
+                with anyio.fail_after(self.settings.timeout):
+                    if route is Route.SERVER:
+                        return await ask_server(self._ctx, params)
+                    return await ask_client(
+                        self._ctx, params, timeout=self.settings.timeout
+                    )
+            except TimeoutError:
+                raise SamplingTimeoutError(
+                    f"{_sentence_case(route.value)} did not answer within "
+                    f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
+                ) from None
+
+
+def _sentence_case(text: str) -> str:
+    """`text` with its first letter upper case and the rest as it was.
+
+    >>> _sentence_case("the client's LLM, text only")
+    "The client's LLM, text only"
+    """
+    return text[:1].upper() + text[1:]

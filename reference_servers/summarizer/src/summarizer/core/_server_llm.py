@@ -1,0 +1,169 @@
+"""The server-side LLM: a provider the server calls itself, for clients that cannot sample.
+
+It is configured by the `MCP_SAMPLING_PROVIDER`, `_MODEL`, `_API_KEY`, `_BASE_URL` and
+`_MODE` variables (see `GatewaySettings`) and wraps FastMCP's own sampling handlers, so
+requests and replies keep the MCP shape the gateway works with. What it adds to them:
+the provider SDK comes from an optional extra and its absence is a configuration error,
+and every failure becomes one `SamplingFailedError` per call that names the provider and
+what to check, with the API key scrubbed from anything the provider sent back.
+
+    handler = server_llm(GatewaySettings(provider="openai", model="llama3.2",
+                                         base_url="http://127.0.0.1:11434/v1"))
+    mcp = FastMCP(sampling_handler=handler)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.types import CreateMessageRequestParams, SamplingMessage
+
+from ._errors import SamplingFailedError
+from ._settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+
+
+class ServerLLMUnavailableError(ValueError):
+    """The configured provider's SDK is not installed."""
+
+
+def server_llm(settings: GatewaySettings) -> ServerLLM | None:
+    """The server-side LLM the settings configure, or None when they configure none."""
+    return ServerLLM(settings) if settings.provider is not None else None
+
+
+class ServerLLM:
+    """A FastMCP sampling handler that calls the configured provider.
+
+    Its provider client lives as long as the server runs: `lifespan` opens it and
+    closes it again (`create_server` installs it as the server's lifespan).
+    """
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        if settings.provider is None or settings.model is None:
+            raise ValueError(
+                "A server-side LLM needs MCP_SAMPLING_PROVIDER and MCP_SAMPLING_MODEL."
+            )
+        self.provider = settings.provider
+        self.model = settings.model
+        self._settings = settings
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._sdk, self._handlers = _import_provider(self.provider)
+        self._client: Any = None
+        self._handler: Any = None
+
+    @asynccontextmanager
+    async def lifespan(self, _server: object) -> AsyncIterator[dict[str, Any]]:
+        """Open the provider client while the server runs; close its connections after."""
+        client_class, handler_class = _CLASSES[self.provider]
+        # The SDKs refuse to start without a key; a custom endpoint may need none.
+        self._client = getattr(self._sdk, client_class)(
+            api_key=self._secret or "unused",
+            base_url=self._settings.base_url,
+            timeout=self._settings.timeout,
+        )
+        self._handler = getattr(self._handlers, handler_class)(
+            default_model=self.model, client=self._client
+        )
+        try:
+            yield {}
+        finally:
+            self._handler = None
+            await self._client.close()
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go (never holds the key)."""
+        if self._client is None:
+            return self._settings.base_url or "its hosted API"
+        return str(self._client.base_url)
+
+    def __repr__(self) -> str:
+        return f"ServerLLM({self.provider}, {self.model!r}, {self.endpoint})"
+
+    def __str__(self) -> str:
+        return f"{self.provider} model {self.model!r} at {self.endpoint}"
+
+    async def __call__(
+        self,
+        messages: list[SamplingMessage],
+        params: CreateMessageRequestParams,
+        context: Any,
+    ) -> Any:
+        if self._handler is None:
+            raise SamplingFailedError(
+                "The server-side LLM is used outside its lifespan."
+            )
+        try:
+            return await self._handler(messages, params, context)
+        except self._sdk.APIStatusError as error:
+            problem = f"answered HTTP {error.status_code}: {_detail(error)}"
+            hint = _STATUS_HINTS.get(error.status_code, "")
+        except self._sdk.APITimeoutError:
+            problem = "did not answer in time"
+            hint = "Raise MCP_SAMPLING_TIMEOUT, or check the endpoint's load."
+        except self._sdk.APIConnectionError as error:
+            problem = f"could not be reached ({error})"
+            hint = "Check MCP_SAMPLING_BASE_URL and that the endpoint is up."
+        # The handler's own conversions raise ValueError for replies it cannot read.
+        except ValueError as error:
+            problem = f"gave an unusable answer ({error})"
+            hint = "Check that MCP_SAMPLING_MODEL supports this request (tool calls)."
+        # Anything else still becomes one clear error, and still without the key.
+        except Exception as error:  # noqa: BLE001
+            problem = f"failed ({type(error).__name__}: {error})"
+            hint = ""
+        message = f"The server-side LLM ({self}) {problem}. {hint}".strip()
+        message = self.redact(message)
+        logger.warning("%s", message)
+        raise SamplingFailedError(message)
+
+    def redact(self, text: str) -> str:
+        """`text` without the API key, whatever the provider echoed back."""
+        return text.replace(self._secret, REDACTED) if self._secret else text
+
+
+_CLASSES = {
+    "openai": ("AsyncOpenAI", "OpenAISamplingHandler"),
+    "anthropic": ("AsyncAnthropic", "AnthropicSamplingHandler"),
+}
+"""Each provider's SDK client and the FastMCP handler that speaks MCP over it."""
+
+_STATUS_HINTS = {
+    401: "Check MCP_SAMPLING_API_KEY.",
+    403: "Check MCP_SAMPLING_API_KEY and the key's permissions.",
+    404: "Check MCP_SAMPLING_MODEL and MCP_SAMPLING_BASE_URL.",
+    429: "The provider is rate limiting; try again later.",
+}
+
+
+def _import_provider(provider: str) -> tuple[Any, Any]:
+    try:
+        sdk = importlib.import_module(provider)
+        handlers = importlib.import_module(
+            f"fastmcp.client.sampling.handlers.{provider}"
+        )
+    except ImportError:
+        raise ServerLLMUnavailableError(
+            f"MCP_SAMPLING_PROVIDER={provider} needs the `{provider}` extra: install "
+            f"'summarizer[{provider}]' (in the project: "
+            f"`uv run --extra {provider} summarizer`)."
+        ) from None
+    return sdk, handlers
+
+
+def _detail(error: Any) -> str:
+    """The provider's own error message, from either SDK's error body."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return str(error.message)

@@ -1,0 +1,227 @@
+"""The mock-client kit: a scripted LLM that answers sampling requests in tests.
+
+Use it as a client's sampling handler or as the server-side LLM:
+
+    llm = ScriptedLLM("A summary.")
+    async with Client(server, sampling_handler=llm) as client:
+        await client.call_tool("summarize", {"text": "..."})
+    llm.assert_finished()
+
+Each script entry answers one request, in arrival order. A plain string is a text reply;
+the helpers build the rest:
+
+- `final(data)`: a structured answer in the form the request asks for — a
+  `final_response` tool call when it offers tools, JSON text when the client samples
+  text only — so one script serves every client profile;
+- `call(name, arguments)`: an agent's tool call, in the same way (a native `tool_use`,
+  or the emulated JSON action);
+- `tool_use(...)`, `tool_calls(...)`: native tool calls exactly as given;
+- `fail(message)`: the client refuses (its user declined, its model errored);
+- `answer(function)`: whatever `function(request)` returns — a string or a reply —
+  for concurrent requests, whose order is not fixed.
+
+`delay=` holds a reply back so that concurrency and timeouts become visible. A request
+the script has no entry for fails the request and the test; so does an entry left
+unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
+`mcp.ClientSession`, as in tests that start the server as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.types import (
+    CreateMessageRequestParams,
+    CreateMessageResultWithTools,
+    TextContent,
+    ToolUseContent,
+)
+
+from ._agent import EMULATED_PROTOCOL
+from ._messages import Reply, text_reply
+from ._structured import FINAL_RESPONSE
+
+Respond = Callable[[CreateMessageRequestParams], "str | Reply"]
+"""Makes the reply to one request: a plain string is a text reply."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scripted reply: how to answer a request, and how long to take."""
+
+    respond: Respond
+    delay: float = 0.0
+
+
+def text(value: str, *, delay: float = 0.0) -> Entry:
+    """Reply with plain text (a bare string in a script does the same)."""
+    return Entry(lambda _request: value, delay)
+
+
+def answer(respond: Respond, *, delay: float = 0.0) -> Entry:
+    """Reply with whatever `respond` makes of the request: a string, or a reply."""
+    return Entry(respond, delay)
+
+
+def tool_use(
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    call_id: str = "call-1",
+    stop_reason: str = "toolUse",
+    delay: float = 0.0,
+) -> Entry:
+    """Reply with a request to call one sampling tool."""
+    return tool_calls((call_id, name, arguments), stop_reason=stop_reason, delay=delay)
+
+
+def tool_calls(
+    *calls: tuple[str, str, dict[str, Any]],
+    stop_reason: str = "toolUse",
+    delay: float = 0.0,
+) -> Entry:
+    """Reply with several tool calls in one turn, each `(call_id, name, arguments)`."""
+    return Entry(
+        lambda _request: tool_use_reply(*calls, stop_reason=stop_reason), delay
+    )
+
+
+def call(
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    call_id: str = "call-1",
+    delay: float = 0.0,
+) -> Entry:
+    """An agent's tool call: `tool_use` when the request offers tools, else the JSON
+    action of the emulated protocol."""
+
+    def respond(request: CreateMessageRequestParams) -> str | Reply:
+        if request.tools:
+            return tool_use_reply((call_id, name, arguments))
+        return json.dumps({"action": "call", "tool": name, "arguments": arguments})
+
+    return Entry(respond, delay)
+
+
+def final(data: Any, *, delay: float = 0.0) -> Entry:
+    """A structured answer, in the form the request asks for (see `final_answer`)."""
+    return Entry(lambda request: final_answer(request, data), delay)
+
+
+def final_answer(request: CreateMessageRequestParams, data: Any) -> str | Reply:
+    """`data` as the answer to a structured request or an agent's last turn.
+
+    A `final_response` tool call when the request offers tools; otherwise JSON text:
+    the emulated agent protocol's `final` action, or the bare object.
+    """
+    if request.tools:
+        return tool_use_reply(("final", FINAL_RESPONSE, data))
+    if EMULATED_PROTOCOL in (request.systemPrompt or ""):
+        return json.dumps({"action": "final", "answer": data})
+    return json.dumps(data)
+
+
+def tool_use_reply(
+    *calls: tuple[str, str, dict[str, Any]], stop_reason: str = "toolUse"
+) -> CreateMessageResultWithTools:
+    """A reply holding tool calls, each `(call_id, name, arguments)`."""
+    return CreateMessageResultWithTools(
+        role="assistant",
+        content=[
+            ToolUseContent(type="tool_use", id=call_id, name=name, input=arguments)
+            for call_id, name, arguments in calls
+        ],
+        model="scripted",
+        stopReason=stop_reason,
+    )
+
+
+def sampling_callback(
+    respond: Respond,
+) -> Callable[[Any, CreateMessageRequestParams], Awaitable[Reply]]:
+    """`respond` as the `sampling_callback` of an `mcp.ClientSession`."""
+
+    async def callback(_context: Any, request: CreateMessageRequestParams) -> Reply:
+        return _as_reply(respond(request))
+
+    return callback
+
+
+def _as_reply(reply: str | Reply) -> Reply:
+    return text_reply(reply, model="scripted") if isinstance(reply, str) else reply
+
+
+def fail(message: str, *, delay: float = 0.0) -> Entry:
+    """Refuse the request, as a client whose user declined it would."""
+
+    def refuse(_request: CreateMessageRequestParams) -> Reply:
+        raise RuntimeError(message)
+
+    return Entry(refuse, delay)
+
+
+class ScriptedLLM:
+    """A sampling handler that follows a script and records what it was asked."""
+
+    def __init__(self, *script: Entry | str) -> None:
+        self._script: deque[Entry] = deque()
+        self.requests: list[CreateMessageRequestParams] = []
+        """Every request received, in arrival order."""
+        self.request_ids: list[Any] = []
+        """The id of each request's context: the tool call's id on the server side."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests being answered at one moment."""
+        self.cancelled = 0
+        """Requests whose caller gave up before the reply was ready."""
+        self.started = anyio.Event()
+        """Set when the first request arrives."""
+        self._problems: list[str] = []
+        self.expect(*script)
+
+    def expect(self, *entries: Entry | str) -> None:
+        """Add entries to the end of the script; a string is a text reply."""
+        self._script.extend(
+            text(entry) if isinstance(entry, str) else entry for entry in entries
+        )
+
+    async def __call__(
+        self, messages: Any, params: CreateMessageRequestParams, context: Any
+    ) -> Reply:
+        self.requests.append(params)
+        self.request_ids.append(getattr(context, "request_id", None))
+        self.started.set()
+        if not self._script:
+            problem = f"unexpected sampling request #{len(self.requests)}: {params!r}"
+            self._problems.append(problem)
+            raise RuntimeError(problem)
+        entry = self._script.popleft()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await anyio.sleep(entry.delay)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+        return _as_reply(entry.respond(params))
+
+    def assert_finished(self) -> None:
+        """Fail unless every request was expected and every entry was used."""
+        assert not self._problems, "\n".join(self._problems)
+        assert not self.in_flight, f"{self.in_flight} request(s) left unanswered"
+        assert not self._script, f"{len(self._script)} script entries were never used"
+
+
+def prompt_text(request: CreateMessageRequestParams) -> str:
+    """The text of a request's last message."""
+    content = request.messages[-1].content
+    blocks = content if isinstance(content, list) else [content]
+    return "\n".join(b.text for b in blocks if isinstance(b, TextContent))
