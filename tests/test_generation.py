@@ -41,7 +41,7 @@ def test_the_readme_example_tool_works_as_copied_into_an_empty_project(
     assert_passes_its_own_checks(project, in_process_only=True)
 
 
-def test_a_project_with_every_pattern_passes_on_its_minimum_python(
+def test_a_project_with_every_pattern_and_a_long_name_passes_on_its_minimum_python(
     tmp_path: Path,
 ) -> None:
     python_min = min(
@@ -50,7 +50,17 @@ def test_a_project_with_every_pattern_passes_on_its_minimum_python(
     )
     project = tmp_path / "project"
     examples = example_choices()
-    render(project, {**SAMPLE_ANSWERS, "python_min": python_min, "examples": examples})
+    # A long name: no generated line may outgrow the formatter's limit.
+    long_name = "acme-research-notes-for-the-whole-team"
+    render(
+        project,
+        {
+            **SAMPLE_ANSWERS,
+            "project_name": long_name,
+            "python_min": python_min,
+            "examples": examples,
+        },
+    )
 
     assert_fully_rendered(project)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_SERVERS = ROOT / "reference_servers"
-OPEN_METEO = REFERENCE_SERVERS / "weather" / "tests" / "open_meteo"
+OPEN_METEO = REFERENCE_SERVERS / "weather" / "tests" / "patterns" / "open_meteo"
 OPEN_METEO_ROUTES = {
     "/v1/search": "geocoding_paris.json",
     "/v1/forecast": "forecast_metric.json",

@@ -46,7 +46,10 @@ from mcp.types import (
 from provider_standin import Dialect, ProviderStandIn
 
 from council.core import GatewaySettings
-from council.core.testing import Respond, ScriptedLLM
+from council.core.testing import (
+    Respond,
+    ScriptedLLM,
+)
 from council.server import create_server
 
 PROFILES: dict[str, SamplingCapability | None] = {

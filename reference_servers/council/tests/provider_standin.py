@@ -41,7 +41,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from council.core import GatewaySettings
-from council.core.testing import Entry, Reply, ScriptedLLM
+from council.core.testing import (
+    Entry,
+    Reply,
+    ScriptedLLM,
+)
 
 Dialect = Literal["openai", "anthropic"]
 API_KEY = "sk-standin-0123456789abcdef"

@@ -46,7 +46,10 @@ from mcp.types import (
 from provider_standin import Dialect, ProviderStandIn
 
 from research_agent.core import GatewaySettings
-from research_agent.core.testing import Respond, ScriptedLLM
+from research_agent.core.testing import (
+    Respond,
+    ScriptedLLM,
+)
 from research_agent.server import create_server
 
 PROFILES: dict[str, SamplingCapability | None] = {

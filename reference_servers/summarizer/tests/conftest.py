@@ -46,7 +46,10 @@ from mcp.types import (
 from provider_standin import Dialect, ProviderStandIn
 
 from summarizer.core import GatewaySettings
-from summarizer.core.testing import Respond, ScriptedLLM
+from summarizer.core.testing import (
+    Respond,
+    ScriptedLLM,
+)
 from summarizer.server import create_server
 
 PROFILES: dict[str, SamplingCapability | None] = {

@@ -46,7 +46,10 @@ from mcp.types import (
 from provider_standin import Dialect, ProviderStandIn
 
 from weather.core import GatewaySettings
-from weather.core.testing import Respond, ScriptedLLM
+from weather.core.testing import (
+    Respond,
+    ScriptedLLM,
+)
 from weather.server import create_server
 
 PROFILES: dict[str, SamplingCapability | None] = {

@@ -12,7 +12,11 @@ from fastmcp.exceptions import ToolError
 from mcp.types import TextContent, ToolResultContent
 from pydantic import BaseModel
 
-from council.core import LLM, GatewaySettings, Prompt
+from council.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
 from council.core.testing import (
     ScriptedLLM,
     call,

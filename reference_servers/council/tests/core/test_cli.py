@@ -10,7 +10,11 @@ import pytest
 
 from council.cli import main
 from council.core import ServerSettings
-from council.core._settings import env_name, flag_name, is_secret
+from council.core._settings import (
+    env_name,
+    flag_name,
+    is_secret,
+)
 from council.server import settings_classes
 
 PROJECT = Path(__file__).parents[2]

@@ -17,8 +17,15 @@ from fastmcp.exceptions import ToolError
 from provider_standin import API_KEY, MODEL, Dialect, ProviderStandIn, http_error
 
 from council.cli import main
-from council.core import LLM, GatewaySettings, Prompt
-from council.core.testing import ScriptedLLM, text
+from council.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from council.core.testing import (
+    ScriptedLLM,
+    text,
+)
 
 CREDENTIAL = {"openai": f"Bearer {API_KEY}", "anthropic": API_KEY}
 

@@ -27,7 +27,10 @@ from council.core.testing import (
     prompt_text,
     sampling_callback,
 )
-from council.patterns.council import SHIPPED_PERSONAS, load_personas
+from council.patterns.council import (
+    SHIPPED_PERSONAS,
+    load_personas,
+)
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
 TOPIC = "Should the office move to a four-day week?"

@@ -17,7 +17,10 @@ from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
 from pydantic_settings import BaseSettings
 
-from research_agent import __version__, patterns
+from research_agent import (
+    __version__,
+    patterns,
+)
 from research_agent.core import (
     ConfigurationError,
     GatewaySettings,
@@ -28,6 +31,7 @@ from research_agent.core import (
     server_llm,
 )
 
+NAME = "research-agent"
 INSTRUCTIONS = (
     "Researches a local document corpus with the client\u0027s LLM, citing what it read."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
@@ -59,7 +63,7 @@ def create_server(
             "MCP_SAMPLING_PROVIDER and MCP_SAMPLING_MODEL."
         )
     mcp = SamplingServer(
-        name="research-agent",
+        name=NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         http=loaded.of(ServerSettings),
@@ -85,5 +89,5 @@ def server_from_environment() -> FastMCP:
     try:
         return create_server()
     except ValueError as error:
-        print(f"research-agent: {ConfigurationError.of(error)}", file=sys.stderr)
+        print(f"{NAME}: {ConfigurationError.of(error)}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,11 @@ from fastmcp.exceptions import ToolError
 from mcp.types import TextContent, ToolResultContent
 from pydantic import BaseModel
 
-from research_agent.core import LLM, GatewaySettings, Prompt
+from research_agent.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
 from research_agent.core.testing import (
     ScriptedLLM,
     call,

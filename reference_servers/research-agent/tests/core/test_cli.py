@@ -10,7 +10,11 @@ import pytest
 
 from research_agent.cli import main
 from research_agent.core import ServerSettings
-from research_agent.core._settings import env_name, flag_name, is_secret
+from research_agent.core._settings import (
+    env_name,
+    flag_name,
+    is_secret,
+)
 from research_agent.server import settings_classes
 
 PROJECT = Path(__file__).parents[2]

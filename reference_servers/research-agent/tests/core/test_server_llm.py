@@ -17,8 +17,15 @@ from fastmcp.exceptions import ToolError
 from provider_standin import API_KEY, MODEL, Dialect, ProviderStandIn, http_error
 
 from research_agent.cli import main
-from research_agent.core import LLM, GatewaySettings, Prompt
-from research_agent.core.testing import ScriptedLLM, text
+from research_agent.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from research_agent.core.testing import (
+    ScriptedLLM,
+    text,
+)
 
 CREDENTIAL = {"openai": f"Bearer {API_KEY}", "anthropic": API_KEY}
 

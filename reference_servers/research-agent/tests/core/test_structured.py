@@ -11,8 +11,17 @@ from fastmcp.exceptions import ToolError
 from mcp.types import TextContent, ToolResultContent, ToolUseContent
 from pydantic import BaseModel, Field
 
-from research_agent.core import LLM, GatewaySettings, Prompt
-from research_agent.core.testing import ScriptedLLM, final, text, tool_use
+from research_agent.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from research_agent.core.testing import (
+    ScriptedLLM,
+    final,
+    text,
+    tool_use,
+)
 
 
 class Verdict(BaseModel):

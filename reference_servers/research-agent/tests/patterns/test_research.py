@@ -18,7 +18,10 @@ from research_agent.core.testing import (
     tool_use,
 )
 from research_agent.patterns.research import SHIPPED_CORPUS
-from research_agent.patterns.research.corpus import Corpus, SourceNotFoundError
+from research_agent.patterns.research.corpus import (
+    Corpus,
+    SourceNotFoundError,
+)
 
 REPORT = {
     "summary": "Air-source heat pumps deliver about three units of heat per unit.",

@@ -17,7 +17,10 @@ from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
 from pydantic_settings import BaseSettings
 
-from summarizer import __version__, patterns
+from summarizer import (
+    __version__,
+    patterns,
+)
 from summarizer.core import (
     ConfigurationError,
     GatewaySettings,
@@ -28,6 +31,7 @@ from summarizer.core import (
     server_llm,
 )
 
+NAME = "summarizer"
 INSTRUCTIONS = (
     "Summarise long documents with the client\u0027s LLM, map-reduce style."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
@@ -59,7 +63,7 @@ def create_server(
             "MCP_SAMPLING_PROVIDER and MCP_SAMPLING_MODEL."
         )
     mcp = SamplingServer(
-        name="summarizer",
+        name=NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         http=loaded.of(ServerSettings),
@@ -85,5 +89,5 @@ def server_from_environment() -> FastMCP:
     try:
         return create_server()
     except ValueError as error:
-        print(f"summarizer: {ConfigurationError.of(error)}", file=sys.stderr)
+        print(f"{NAME}: {ConfigurationError.of(error)}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,11 @@ from fastmcp.exceptions import ToolError
 from mcp.types import TextContent, ToolResultContent
 from pydantic import BaseModel
 
-from summarizer.core import LLM, GatewaySettings, Prompt
+from summarizer.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
 from summarizer.core.testing import (
     ScriptedLLM,
     call,

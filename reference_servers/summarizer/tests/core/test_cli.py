@@ -10,7 +10,11 @@ import pytest
 
 from summarizer.cli import main
 from summarizer.core import ServerSettings
-from summarizer.core._settings import env_name, flag_name, is_secret
+from summarizer.core._settings import (
+    env_name,
+    flag_name,
+    is_secret,
+)
 from summarizer.server import settings_classes
 
 PROJECT = Path(__file__).parents[2]

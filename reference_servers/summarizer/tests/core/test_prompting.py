@@ -9,7 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from summarizer.core import _prompting as prompting
-from summarizer.core._prompting import Prompt, begin_line, end_line
+from summarizer.core._prompting import (
+    Prompt,
+    begin_line,
+    end_line,
+)
 
 NONCE = "0123456789abcdef0123456789abcdef"
 BOUNDARY = re.compile(r"^<<<(BEGIN|END) UNTRUSTED ([a-z][a-z0-9_]*) ([0-9a-f]{32})>>>$")

@@ -11,8 +11,17 @@ from fastmcp.exceptions import ToolError
 from mcp.types import TextContent, ToolResultContent, ToolUseContent
 from pydantic import BaseModel, Field
 
-from summarizer.core import LLM, GatewaySettings, Prompt
-from summarizer.core.testing import ScriptedLLM, final, text, tool_use
+from summarizer.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from summarizer.core.testing import (
+    ScriptedLLM,
+    final,
+    text,
+    tool_use,
+)
 
 
 class Verdict(BaseModel):

@@ -10,7 +10,11 @@ import pytest
 
 from weather.cli import main
 from weather.core import ServerSettings
-from weather.core._settings import env_name, flag_name, is_secret
+from weather.core._settings import (
+    env_name,
+    flag_name,
+    is_secret,
+)
 from weather.server import settings_classes
 
 PROJECT = Path(__file__).parents[2]

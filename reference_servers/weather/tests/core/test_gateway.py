@@ -13,8 +13,19 @@ from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import McpError
 from mcp.types import CreateMessageResult, ImageContent
 
-from weather.core import LLM, GatewaySettings, Prompt
-from weather.core.testing import Entry, ScriptedLLM, answer, fail, prompt_text, text
+from weather.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from weather.core.testing import (
+    Entry,
+    ScriptedLLM,
+    answer,
+    fail,
+    prompt_text,
+    text,
+)
 
 
 def add_probe_tools(server: FastMCP, gateway: GatewaySettings) -> None:

@@ -8,7 +8,10 @@ import fastmcp
 import pytest
 from fastmcp import Client
 
-from weather import __version__, patterns
+from weather import (
+    __version__,
+    patterns,
+)
 from weather.core import ConfigurationError
 from weather.server import create_server
 
@@ -16,7 +19,8 @@ from weather.server import create_server
 async def test_server_info_names_the_project_and_its_version() -> None:
     async with Client(create_server()) as client:
         info = client.initialize_result.serverInfo
-    assert (info.name, info.version) == ("weather", __version__)
+    assert info.name == "weather"
+    assert info.version == __version__
 
 
 def test_fastmcp_run_does_not_advise_upgrading_fastmcp(

@@ -17,8 +17,15 @@ from fastmcp.exceptions import ToolError
 from provider_standin import API_KEY, MODEL, Dialect, ProviderStandIn, http_error
 
 from weather.cli import main
-from weather.core import LLM, GatewaySettings, Prompt
-from weather.core.testing import ScriptedLLM, text
+from weather.core import (
+    LLM,
+    GatewaySettings,
+    Prompt,
+)
+from weather.core.testing import (
+    ScriptedLLM,
+    text,
+)
 
 CREDENTIAL = {"openai": f"Bearer {API_KEY}", "anthropic": API_KEY}
 

@@ -22,7 +22,11 @@ from conftest import (
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
-from weather.core.testing import ScriptedLLM, final, prompt_text
+from weather.core.testing import (
+    ScriptedLLM,
+    final,
+    prompt_text,
+)
 
 RESPONSES = Path(__file__).parent / "open_meteo"
 JUDGMENT = {
