@@ -205,7 +205,8 @@ def powerset(session: nox.Session) -> None:
 @nox.session(default=False)
 @timed
 def bench(session: nox.Session) -> None:
-    """Print benchmark figures: council concurrency, summarizer, gateway overhead."""
+    """Print benchmark figures: council concurrency, summarizer, gateway overhead,
+    and the bounds against hostile models and clients."""
     session.install(
         "-e", "reference_servers/council", "-e", "reference_servers/summarizer"
     )

@@ -7,7 +7,10 @@ answer one request at a time and hide all concurrency).
 
 1. council debate (19 calls, 3 rounds) at the default concurrency vs concurrency 1;
 2. summarizer on ~1 MB of text vs its number of sequential request waves times L;
-3. per-call overhead of the gateway vs a bare `ctx.sample`, over stdio (median).
+3. per-call overhead of the gateway vs a bare `ctx.sample`, over stdio (median);
+4. hostile input, against the bounds: a summarizer whose partials are only 40
+   characters shorter than their parts (a 239 kB document), a council whose members
+   answer 10 MB opinions, and 10,000 abandoned HTTP sessions before a new client.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import statistics
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from fastmcp import Client
 from mcp import ClientSession, StdioServerParameters
@@ -128,6 +132,127 @@ async def overhead_medians() -> tuple[float, float]:
     return medians[0], medians[1]
 
 
+async def shrinking_by_40_characters() -> tuple[int, float, str]:
+    """Calls and wall time until the summarizer stops a model that barely shrinks."""
+    from summarizer.core import GatewaySettings
+    from summarizer.server import create_server
+
+    calls = 0
+
+    async def barely_shorter(messages, params, context) -> str:
+        nonlocal calls
+        calls += 1
+        document = params.messages[-1].content.text.split("\n")[3:-1]
+        return "\n".join(document)[:-40]
+
+    text = "\n\n".join(
+        f"Paragraph {n}. " + "The committee reviewed the figures again. " * 12
+        for n in range(460)
+    )
+    server = create_server(GatewaySettings(), sampling_handler=barely_shorter)
+    start = time.perf_counter()
+    async with Client(server) as client:
+        await client.call_tool("summarize", {"text": text}, raise_on_error=False)
+    return calls, time.perf_counter() - start, f"{len(text) / 1000:.0f} kB"
+
+
+async def ten_megabyte_opinions() -> tuple[int, float, float, float, int]:
+    """Calls, wall, MB sent to the client's LLM, peak RSS in MB, debates stored."""
+    import resource
+    import sqlite3
+    import tempfile
+
+    from council.server import create_server
+
+    calls, sent = 0, 0
+
+    async def verbose(messages, params, context) -> str:
+        nonlocal calls, sent
+        calls += 1
+        sent += len(params.model_dump_json())
+        return "word " * 2_000_000  # 10 MB
+
+    with tempfile.TemporaryDirectory() as scratch:
+        database = f"{scratch}/council.db"
+        os.environ["COUNCIL_DB_PATH"] = database
+        start = time.perf_counter()
+        async with Client(create_server(), sampling_handler=verbose) as client:
+            await client.call_tool(
+                "council_debate", {"topic": "Four-day week?"}, raise_on_error=False
+            )
+        seconds = time.perf_counter() - start
+        with sqlite3.connect(database) as db:
+            tables = db.execute("select name from sqlite_master").fetchall()
+            stored = (
+                db.execute("select count(*) from debates").fetchone()[0]
+                if tables
+                else 0
+            )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return calls, seconds, sent / 1e6, peak, stored
+
+
+def session_flood(sessions: int = 10_000) -> tuple[float, float, float, bool]:
+    """Seconds to open `sessions` abandoned HTTP sessions, the server's RSS growth in
+    MB, seconds for a new client to list tools afterwards, and whether it could."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "summarizer"),
+            "--transport", "http", "--port", str(port), "--log-level", "WARNING",
+        ],
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/mcp"
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "flood", "version": "0"},
+        },
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+
+    def rss() -> float:
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024
+
+    try:
+        with httpx.Client(timeout=10) as http:
+            for _ in range(300):
+                try:
+                    http.post(url, json=initialize, headers=headers)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            before = rss()
+            start = time.perf_counter()
+            for _ in range(sessions):
+                http.post(url, json=initialize, headers=headers)
+            flood = time.perf_counter() - start
+            grown = rss() - before
+
+        async def newcomer() -> bool:
+            async with Client(url) as client:
+                return bool(await client.list_tools())
+
+        start = time.perf_counter()
+        admitted = asyncio.run(newcomer())
+        return flood, grown, time.perf_counter() - start, admitted
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 async def main() -> None:
     parallel, calls = await council_seconds(max_concurrency=10)
     sequential, _ = await council_seconds(max_concurrency=1)
@@ -137,6 +262,15 @@ async def main() -> None:
     )
     summary_seconds, summary_calls, waves = await summarizer_seconds(text)
     bare, gateway = await overhead_medians()
+    shrink_calls, shrink_seconds, shrink_size = await shrinking_by_40_characters()
+    (
+        opinion_calls,
+        opinion_seconds,
+        opinion_mb,
+        peak_mb,
+        stored,
+    ) = await ten_megabyte_opinions()
+    flood, grown, newcomer, admitted = await asyncio.to_thread(session_flood)
     rows = [
         ("latency L", f"{LATENCY * 1000:.0f} ms"),
         ("council: calls", f"{calls}"),
@@ -151,6 +285,22 @@ async def main() -> None:
         ("stdio: median tool call, bare ctx.sample", f"{bare * 1000:.2f} ms"),
         ("stdio: median tool call, gateway", f"{gateway * 1000:.2f} ms"),
         ("gateway overhead per call", f"{(gateway - bare) * 1000:+.2f} ms"),
+        (
+            f"hostile: partials 40 chars shorter, {shrink_size}: calls",
+            f"{shrink_calls}",
+        ),
+        ("hostile: partials 40 chars shorter: wall", f"{shrink_seconds:.2f} s"),
+        ("hostile: nine 10 MB opinions: calls", f"{opinion_calls}"),
+        ("hostile: nine 10 MB opinions: wall", f"{opinion_seconds:.2f} s"),
+        ("hostile: nine 10 MB opinions: sent to the LLM", f"{opinion_mb:.2f} MB"),
+        ("hostile: nine 10 MB opinions: peak RSS", f"{peak_mb:.0f} MB"),
+        ("hostile: nine 10 MB opinions: debates stored", f"{stored}"),
+        ("hostile: 10,000 abandoned HTTP sessions: flood", f"{flood:.1f} s"),
+        ("hostile: 10,000 abandoned HTTP sessions: RSS growth", f"{grown:+.0f} MB"),
+        (
+            "hostile: then a new client lists tools",
+            f"{newcomer:.2f} s" if admitted else "refused",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure'.ljust(width)} | value |")

@@ -260,16 +260,21 @@ RUNNERS = ["script", "fastmcp run"]
 
 
 @contextmanager
-def serving_http(*args: str, runner: str = "script") -> Iterator[str]:
+def serving_http(
+    *args: str, runner: str = "script", stderr: TextIO | None = None
+) -> Iterator[str]:
     """The server serving streamable HTTP on a free loopback port; its URL.
 
-    The server reads the environment as it is when the block starts.
+    The server reads the environment as it is when the block starts; its log goes to
+    `stderr` (the test's, by default).
     """
     port = free_port()
     command = server_command(
         "--transport", "http", "--port", str(port), *args, runner=runner
     )
-    process = subprocess.Popen([command.command, *command.args], env=command.env)
+    process = subprocess.Popen(
+        [command.command, *command.args], env=command.env, stderr=stderr
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -26,6 +26,7 @@ from council.core.testing import (
     ScriptedLLM,
     text,
 )
+from council.server import create_server
 
 CREDENTIAL = {"openai": f"Bearer {API_KEY}", "anthropic": API_KEY}
 
@@ -183,6 +184,49 @@ async def test_an_unreachable_provider_is_a_clear_error_per_call(
             await client.call_tool("ask", {"question": "Anyone there?"})
     assert "could not be reached" in str(error.value)
     assert "Check MCP_SAMPLING_BASE_URL" in str(error.value)
+
+
+async def test_a_successful_reply_that_echoes_the_key_is_scrubbed(
+    connect: Connect, provider: ProviderStandIn, provider_llm: ScriptedLLM
+) -> None:
+    provider_llm.expect(text(f"Sure. By the way, your key is {API_KEY}."))
+    async with connect(
+        "none", settings=provider.settings(), setup=add_ask_tool
+    ) as client:
+        result = await client.call_tool("ask", {"question": "Who am I?"})
+    assert result.data["answer"] == "Sure. By the way, your key is [redacted]."
+
+
+async def test_a_password_in_the_base_url_stays_out_of_errors_and_logs(
+    connect: Connect, provider: ProviderStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password = "hunter2-in-the-url"
+    url = f"http://user:{password}@127.0.0.1:9/v1"
+    settings = provider.settings(base_url=url)
+    async with connect("none", settings=settings, setup=add_ask_tool) as client:
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("ask", {"question": "Anyone there?"})
+    assert "could not be reached" in str(error.value)
+    assert "127.0.0.1:9" in str(error.value)
+    assert password not in str(error.value)
+    assert password not in caplog.text
+
+
+@pytest.mark.parametrize("logger", ["httpx", "httpcore.http11", "anthropic", "x.y"])
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.ERROR])
+def test_no_log_record_of_any_logger_carries_a_secret(
+    provider: ProviderStandIn, caplog: pytest.LogCaptureFixture, logger: str, level: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    create_server(provider.settings())  # registers the key
+    logging.getLogger(logger).log(level, "HTTP/1.1 401 %s rejected", API_KEY)
+    try:
+        raise RuntimeError(f"the provider said {API_KEY}")
+    except RuntimeError:
+        logging.getLogger(logger).log(level, "failed", exc_info=True)
+    assert "[redacted] rejected" in caplog.text
+    assert API_KEY not in caplog.text
 
 
 async def test_an_answer_the_handler_cannot_read_is_a_clear_error(

@@ -18,11 +18,14 @@ from conftest import (
 )
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
+from mcp.types import CreateMessageRequestParams
+from raw_client import raw_client
 
 from council.cli import main
 from council.core.testing import (
     ScriptedLLM,
     answer,
+    as_reply,
     final_answer,
     prompt_text,
     sampling_callback,
@@ -31,6 +34,7 @@ from council.patterns.council import (
     SHIPPED_PERSONAS,
     load_personas,
 )
+from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
 TOPIC = "Should the office move to a four-day week?"
@@ -213,6 +217,31 @@ async def test_a_failing_llm_fails_the_first_round_with_its_own_message(
     llm_failure.assert_reported(error.value)
 
 
+async def test_a_member_whose_reply_is_malformed_is_absent_not_fatal() -> None:
+    council = Council()
+
+    def answer(params: dict) -> dict:
+        request = CreateMessageRequestParams.model_validate(params)
+        if round_of(request) == "opinion" and member_of(request) == "Mediator":
+            # A tool call, though no tools were offered: the SDK cannot read it.
+            return {
+                "role": "assistant",
+                "model": "hostile",
+                "content": [
+                    {"type": "tool_use", "id": "x", "name": "vote", "input": {}}
+                ],
+            }
+        reply = as_reply(council(request))
+        return reply.model_dump(by_alias=True, exclude_none=True)
+
+    async with raw_client(create_server(), answer) as call_tool:
+        result = await call_tool("council_debate", {"topic": TOPIC})
+    debate = result["result"]["structuredContent"]
+    assert debate["absentees"] == ["Mediator"]
+    assert "answered with a tool call" in debate["failures"]["Mediator"]
+    assert len(debate["votes"]) == 8
+
+
 @pytest.mark.parametrize("kind", CLIENT_SIDE_FAILURES)
 async def test_failing_votes_are_abstentions_that_say_why(
     connect: Connect, kind: str
@@ -349,6 +378,46 @@ def test_an_unusable_personas_file_stops_the_server_with_a_message(
     path.write_text(personas)
     monkeypatch.setattr(os, "environ", os.environ.copy())
     assert main(["--council-personas-file", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error
+
+
+def fifo(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "fifo.toml")
+    return tmp_path / "fifo.toml"
+
+
+def huge(tmp_path: Path) -> Path:
+    with (tmp_path / "huge.toml").open("wb") as file:
+        file.truncate(100_000_000)  # sparse: 100 MB on paper
+    return tmp_path / "huge.toml"
+
+
+def nested(tmp_path: Path) -> Path:
+    (tmp_path / "nested.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    return tmp_path / "nested.toml"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (fifo, "is not a regular file"),
+        (lambda _tmp: Path("/dev/zero"), "is not a regular file"),
+        (huge, "has 100,000,000 bytes; at most 1,000,000"),
+        (nested, "nests too deeply"),
+    ],
+    ids=["fifo", "device", "100-MB", "nested-100k-deep"],
+)
+def test_a_personas_file_that_is_no_such_file_is_refused_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    make,
+    message: str,
+) -> None:
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    assert main(["--council-personas-file", str(make(tmp_path))]) == 2
     error = capsys.readouterr().err
     assert message in error
     assert "Traceback" not in error

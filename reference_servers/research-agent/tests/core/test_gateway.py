@@ -11,7 +11,7 @@ from conftest import SAMPLING_PROFILES, Connect
 from fastmcp import Client, Context, FastMCP
 from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import McpError
-from mcp.types import CreateMessageResult, ImageContent
+from raw_client import raw_client
 
 from research_agent.core import (
     LLM,
@@ -19,13 +19,13 @@ from research_agent.core import (
     Prompt,
 )
 from research_agent.core.testing import (
-    Entry,
     ScriptedLLM,
     answer,
     fail,
     prompt_text,
     text,
 )
+from research_agent.server import create_server
 
 
 def add_probe_tools(server: FastMCP, gateway: GatewaySettings) -> None:
@@ -165,6 +165,21 @@ async def test_a_slow_llm_times_out_with_a_clear_error(
         assert scripted_llm.cancelled == 1
 
 
+async def test_a_tool_call_past_its_deadline_ends_and_cancels_its_requests(
+    connect: Connect, scripted_llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_TOOL_DEADLINE", "0.3")
+    scripted_llm.expect(text("far too late", delay=30))
+    async with connect("none", server_llm=True, setup=add_probe_tools) as client:
+        with anyio.fail_after(10), pytest.raises(ToolError) as error:
+            await client.call_tool("ask", {"question": "Still there?"})
+    assert str(error.value) == (
+        "ask did not finish within 0.3 s (MCP_TOOL_DEADLINE); what it had in "
+        "flight was cancelled."
+    )
+    assert scripted_llm.cancelled == 1
+
+
 @pytest.mark.parametrize("profile", SAMPLING_PROFILES)
 async def test_a_refusing_client_gives_a_clear_error(
     connect: Connect, scripted_llm: ScriptedLLM, profile: str
@@ -175,18 +190,52 @@ async def test_a_refusing_client_gives_a_clear_error(
             await client.call_tool("ask", {"question": "May I?"})
 
 
-async def test_a_reply_without_text_is_an_error_not_an_empty_answer(
-    connect: Connect, scripted_llm: ScriptedLLM
+def reply_with(content: object, **fields: object) -> dict:
+    return {"role": "assistant", "model": "hostile", "content": content, **fields}
+
+
+TOOL_CALL = {"type": "tool_use", "id": "t1", "name": "search", "input": {"q": "x"}}
+BAD_REPLIES = {
+    "missing-fields": ({}, "sent a reply that is not a sampling result: role:"),
+    "unknown-content": (
+        reply_with({"type": "video", "data": "x"}),
+        "sent a reply that is not a sampling result: content",
+    ),
+    "image": (
+        reply_with({"type": "image", "data": "AAAA", "mimeType": "image/png"}),
+        "answered with image content; only text and tool calls are usable",
+    ),
+    "audio": (
+        reply_with({"type": "audio", "data": "AAAA", "mimeType": "audio/wav"}),
+        "answered with audio content",
+    ),
+    "tool-call-without-tools": (
+        reply_with([TOOL_CALL], stopReason="toolUse"),
+        "answered with a tool call, but this request offered no tools",
+    ),
+    "empty-text": (
+        reply_with({"type": "text", "text": "  "}),
+        "answered with empty text",
+    ),
+    "longer-than-max-tokens": (
+        reply_with({"type": "text", "text": "x" * (1024 * 8 + 1)}),
+        "8,193 characters, more than maxTokens=1024 can produce",
+    ),
+}
+
+
+@pytest.mark.parametrize(("reply", "message"), BAD_REPLIES.values(), ids=BAD_REPLIES)
+async def test_a_bad_reply_is_one_clear_error_saying_what_the_model_sent(
+    reply: dict, message: str
 ) -> None:
-    image = CreateMessageResult(
-        role="assistant",
-        content=ImageContent(type="image", data="AAAA", mimeType="image/png"),
-        model="scripted",
-    )
-    scripted_llm.expect(Entry(lambda _request: image))
-    async with connect("text", setup=add_probe_tools) as client:
-        with pytest.raises(ToolError, match=r"without text \(got image\)"):
-            await client.call_tool("ask", {"question": "Draw it."})
+    server = create_server(GatewaySettings())
+    add_probe_tools(server, GatewaySettings())
+    async with raw_client(server, lambda _params: reply) as call_tool:
+        result = await call_tool("ask", {"question": "Well?"})
+    assert result["result"]["isError"]
+    (content,) = result["result"]["content"]
+    assert message in content["text"]
+    assert "validation error" not in content["text"]
 
 
 async def call_expecting_cancellation(client: Client, tool: str, arguments: dict):

@@ -19,6 +19,7 @@ from research_agent.core.testing import (
 )
 from research_agent.patterns.research import SHIPPED_CORPUS
 from research_agent.patterns.research.corpus import (
+    MAX_DOCUMENT_BYTES,
     Corpus,
     SourceNotFoundError,
 )
@@ -124,6 +125,58 @@ def test_read_never_leaves_the_corpus(
     ]:
         with pytest.raises(SourceNotFoundError):
             corpus.read(source_id)
+
+
+@pytest.mark.parametrize("swapped", ["apples.md", "notes"])
+def test_a_symlink_swapped_in_after_the_listing_is_never_followed(
+    corpus_dir: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    swapped: str,
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "notes").mkdir(parents=True)
+    for leak in [outside / "apples.md", outside / "notes" / "pears.txt"]:
+        leak.write_text("# Leak\n\nThe password is swordfish.\n")
+    corpus = Corpus(corpus_dir, cache_dir=cache_dir)
+    listed = corpus._files
+
+    def list_then_swap() -> list[Path]:
+        files = listed()  # checked: real files in real folders
+        target = corpus_dir / swapped
+        if target.is_dir():
+            for child in target.iterdir():
+                child.unlink()
+            target.rmdir()
+        else:
+            target.unlink()
+        target.symlink_to(outside / swapped)  # then swapped for a link out
+        return files
+
+    monkeypatch.setattr(corpus, "_files", list_then_swap)
+    corpus.refresh()
+    assert corpus.search("swordfish") == []
+    assert "swordfish" not in json_of_every_source(corpus)
+
+
+def json_of_every_source(corpus: Corpus) -> str:
+    return json.dumps([corpus.read(s.id).text for s in corpus.sources()])
+
+
+def test_a_file_that_is_too_large_or_not_regular_is_left_out(
+    corpus_dir: Path, cache_dir: Path
+) -> None:
+    with (corpus_dir / "huge.md").open("wb") as file:
+        file.truncate(MAX_DOCUMENT_BYTES + 1)
+    os.mkfifo(corpus_dir / "pipe.md")
+    corpus = Corpus(corpus_dir, cache_dir=cache_dir)
+    corpus.refresh()
+    assert {s.id for s in corpus.sources()} == {
+        "apples.md",
+        "notes/pears.txt",
+        "page.html",
+    }
 
 
 async def test_native_loop_searches_reads_and_reports_with_sources(
@@ -236,7 +289,10 @@ async def test_citing_unread_sources_forever_fails_and_returns_nothing(
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (("read", {"source_id": "../../pyproject.toml"}), "outside the corpus"),
+        (
+            ("read", {"source_id": "../../pyproject.toml"}),
+            "there is no source '../../pyproject.toml'",
+        ),
         (("read", {"source_id": "nowhere.md"}), "there is no source 'nowhere.md'"),
         (("browse", {"url": "http://example.com"}), "There is no tool 'browse'"),
         (("search", {"query": "x", "limit": 99}), "less than or equal to 10"),

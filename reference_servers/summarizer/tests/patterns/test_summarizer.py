@@ -27,7 +27,10 @@ from summarizer.core.testing import (
     sampling_callback,
     text,
 )
-from summarizer.patterns.summarizer import split_into_chunks
+from summarizer.patterns.summarizer import (
+    reduce_rounds,
+    split_into_chunks,
+)
 
 SHORT_DOCUMENT = "The board met on Monday and approved the budget of 4.2 million."
 
@@ -164,13 +167,36 @@ async def test_partial_summaries_longer_than_a_chunk_are_summarised_again(
     assert [int(match[1]) for match in parts_of] == [10] * 10 + [2] * 2
 
 
-async def test_partials_that_do_not_shrink_stop_with_a_clear_error(
+def barely_shorter(request) -> str:
+    """A partial summary only 40 characters shorter than its part of the document."""
+    document = prompt_text(request).split("\n")[3:-1]
+    return "\n".join(document)[:-40]
+
+
+async def test_partials_that_barely_shrink_stop_after_one_round(
     connect: Connect, scripted_llm: ScriptedLLM, small_chunks: int
 ) -> None:
-    scripted_llm.expect(*[text("Far too long. " * 100)] * 3)
+    document = long_document(paragraphs=24)
+    chunks = len(split_into_chunks(document, small_chunks))
+    scripted_llm.expect(*[answer(barely_shorter)] * chunks)
     async with connect("none", server_llm=True) as client:
-        with pytest.raises(ToolError, match="cannot converge"):
-            await client.call_tool("summarize", {"text": long_document(3)})
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("summarize", {"text": document})
+    assert "In round 1 the LLM's partial summaries were 9" in str(error.value)
+    assert "must at most halve it" in str(error.value)
+    assert len(scripted_llm.requests) == chunks
+
+
+@given(
+    length=st.integers(min_value=1, max_value=10**7),
+    chunk=st.integers(min_value=1000, max_value=50_000),
+)
+def test_halving_rounds_fit_within_the_bound(length: int, chunk: int) -> None:
+    rounds, remaining = 0, length
+    while remaining > chunk:
+        remaining /= 2
+        rounds += 1
+    assert rounds <= reduce_rounds(length, chunk)
 
 
 async def test_a_failing_llm_fails_a_long_document_with_its_own_message(

@@ -73,6 +73,19 @@ def initialize(url: str, **headers: str) -> httpx.Response:
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
+def ping(url: str, session_id: str) -> httpx.Response:
+    return httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+        headers={
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Session-Id": session_id,
+            "Mcp-Protocol-Version": "2025-11-25",
+        },
+    )
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_foreign_host_or_origin_is_refused(runner: str) -> None:
     with serving_http(runner=runner) as url:
         port = httpx.URL(url).port
@@ -81,6 +94,9 @@ def test_a_foreign_host_or_origin_is_refused(runner: str) -> None:
         # A page on evil.example whose name was rebound to 127.0.0.1:
         assert initialize(url, Host=f"evil.example:{port}").status_code == 421
         assert initialize(url, Origin="http://evil.example").status_code == 403
+        # Loopback before a colon, something else after it:
+        malformed = initialize(url, Host=f"127.0.0.1:{port}@evil.example")
+        assert malformed.status_code == 400
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
@@ -142,3 +158,22 @@ def test_no_runner_serves_http_beyond_loopback_without_a_token(runner: str) -> N
     assert stopped.returncode != 0
     # FastMCP's runner logs through rich, which wraps long lines.
     assert "set MCP_HTTP_TOKEN" in " ".join(stopped.stderr.split())
+
+
+async def test_a_flood_of_abandoned_sessions_never_locks_a_client_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MCP_HTTP_MAX_SESSIONS", "5")
+    monkeypatch.setenv("MCP_LOG_LEVEL", "INFO")
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as stderr, serving_http(stderr=stderr) as url:
+        abandoned = [initialize(url).headers["mcp-session-id"] for _ in range(20)]
+        async with Client(url) as client:
+            tools = await client.list_tools()
+        assert ping(url, abandoned[0]).status_code == 404  # ended to make room
+        assert ping(url, abandoned[-1]).status_code == 200  # the newest stay
+    assert {tool.name for tool in tools} == await expected_tool_names()
+    # Session ids are bearer credentials: none is written to the log.
+    logs = stderr_path.read_text()
+    assert "Created new transport" in logs
+    assert not [session for session in abandoned if session in logs]

@@ -46,8 +46,15 @@ from mcp.types import (
 
 from ._agent import AgentResult, run_agent_loop
 from ._errors import SamplingTimeoutError, SamplingUnavailableError
-from ._messages import Reply, reply_text, user_message
-from ._prompting import Prompt
+from ._messages import (
+    Reply,
+    blocks_of,
+    check_reply,
+    stamped,
+    text_in,
+    user_message,
+)
+from ._prompting import Prompt, new_nonce, with_nonce
 from ._settings import GatewaySettings
 from ._structured import ask_structured
 from ._transports import ask_client, ask_server
@@ -118,7 +125,7 @@ class LLM:
             temperature=temperature,
             max_tokens=max_tokens,
         )
-        return reply_text(reply)
+        return text_in(blocks_of(reply))
 
     async def structured(
         self,
@@ -229,12 +236,15 @@ class LLM:
         """Send one sampling request along the route, within the gateway's bounds.
 
         The building block of `complete` and of the structured and agent loops; a
-        pattern that needs several turns calls it with the history it owns.
+        pattern that needs several turns calls it with the history it owns. The
+        request draws a fresh nonce for every fence it carries, and a reply the gateway
+        cannot use is a `SamplingFailedError` saying what the model sent.
         """
         route = self.route
+        nonce = new_nonce()
         params = CreateMessageRequestParams(
-            messages=messages,
-            systemPrompt=system,
+            messages=stamped(messages, nonce),
+            systemPrompt=with_nonce(system, nonce) if system else system,
             temperature=temperature,
             maxTokens=max_tokens or self.settings.max_tokens,
             tools=tools,
@@ -246,15 +256,17 @@ class LLM:
             try:
                 with anyio.fail_after(self.settings.timeout):
                     if route is Route.SERVER:
-                        return await ask_server(self._ctx, params)
-                    return await ask_client(
-                        self._ctx, params, timeout=self.settings.timeout
-                    )
+                        reply = await ask_server(self._ctx, params)
+                    else:
+                        reply = await ask_client(
+                            self._ctx, params, timeout=self.settings.timeout
+                        )
             except TimeoutError:
                 raise SamplingTimeoutError(
                     f"{_sentence_case(route.value)} did not answer within "
                     f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
                 ) from None
+        return check_reply(reply, params, self.settings.chars_per_token)
 
 
 def _sentence_case(text: str) -> str:

@@ -34,6 +34,7 @@ from ._messages import (
     assistant_text,
     assistant_turn,
     blocks_of,
+    quoted,
     text_in,
     tool_result,
     tool_results,
@@ -126,13 +127,18 @@ def _decode(decoder: json.JSONDecoder, text: str, start: int, *, whole: bool) ->
 
 
 def describe_problem(error: ValidationError | ValueError) -> str:
-    """A validation failure as the model (and the user) should read it."""
+    """A validation failure as the model (and the user) should read it.
+
+    It may hold what the model wrote (a key, a tag), so it is `quoted`.
+    """
     if isinstance(error, ValidationError):
-        return "; ".join(
+        problem = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'the answer'}: {e['msg']}"
             for e in error.errors(include_url=False)
         )
-    return str(error)
+    else:
+        problem = str(error)
+    return quoted(problem, limit=1000)
 
 
 @dataclass
@@ -179,7 +185,8 @@ def read_reply(
 def _read_tool_calls(
     spec: ResultSpec[T], tool_calls: list[ToolUseContent]
 ) -> Attempt[T]:
-    problem = f"it called {', '.join(c.name for c in tool_calls)}, not {FINAL_RESPONSE}"
+    called = ", ".join(quoted(c.name, 80) for c in tool_calls)
+    problem = f"it called {called}, not {FINAL_RESPONSE}"
     results = []
     for call in tool_calls:
         if call.name == FINAL_RESPONSE:
@@ -189,7 +196,9 @@ def _read_tool_calls(
                 problem = describe_problem(error)
             feedback = f"Invalid {spec.name}: {problem}. Call {FINAL_RESPONSE} again."
         else:
-            feedback = f"There is no tool {call.name!r}; call {FINAL_RESPONSE}."
+            feedback = (
+                f"There is no tool {quoted(call.name, 80)!r}; call {FINAL_RESPONSE}."
+            )
         results.append(tool_result(call.id, feedback, is_error=True))
     return Attempt(
         problem=problem,

@@ -24,11 +24,14 @@ the helpers build the rest:
 the script has no entry for fails the request and the test; so does an entry left
 unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
 `mcp.ClientSession`, as in tests that start the server as a subprocess.
+`assert_fences_genuine(request)` checks that no untrusted text forged a fence.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from mcp.types import (
     CreateMessageRequestParams,
     CreateMessageResultWithTools,
     TextContent,
+    ToolResultContent,
     ToolUseContent,
 )
 
@@ -148,12 +152,13 @@ def sampling_callback(
     """`respond` as the `sampling_callback` of an `mcp.ClientSession`."""
 
     async def callback(_context: Any, request: CreateMessageRequestParams) -> Reply:
-        return _as_reply(respond(request))
+        return as_reply(respond(request))
 
     return callback
 
 
-def _as_reply(reply: str | Reply) -> Reply:
+def as_reply(reply: str | Reply) -> Reply:
+    """A reply as a client sends it: a plain string becomes a text reply."""
     return text_reply(reply, model="scripted") if isinstance(reply, str) else reply
 
 
@@ -211,13 +216,53 @@ class ScriptedLLM:
             raise
         finally:
             self.in_flight -= 1
-        return _as_reply(entry.respond(params))
+        return as_reply(entry.respond(params))
 
     def assert_finished(self) -> None:
         """Fail unless every request was expected and every entry was used."""
         assert not self._problems, "\n".join(self._problems)
         assert not self.in_flight, f"{self.in_flight} request(s) left unanswered"
         assert not self._script, f"{len(self._script)} script entries were never used"
+
+
+_BOUNDARY = re.compile(r"^<<<(BEGIN|END) UNTRUSTED (.+) ([0-9a-f]{32})>>>$")
+_NONCE = re.compile(r"the exact code ([0-9a-f]{32})")
+
+
+def readable(text: str) -> str:
+    """`text` as a reader takes it: NFKC, without invisible or control characters.
+
+    Written apart from the gateway's neutraliser, so a test of one is not the other.
+    """
+    return "".join(
+        char
+        for char in unicodedata.normalize("NFKC", text)
+        if char in "\n\t" or unicodedata.category(char) not in {"Cf", "Cc"}
+    )
+
+
+def assert_fences_genuine(request: CreateMessageRequestParams) -> None:
+    """Fail unless every boundary line the request carries, read as a model reads it,
+    is one of the gateway's own: the request's nonce, in BEGIN/END pairs."""
+    match = _NONCE.search(request.systemPrompt or "")
+    nonce = match[1] if match else None
+    texts = []
+    for message in request.messages:
+        for block in message.content_as_list:
+            if isinstance(block, TextContent):
+                texts.append(block.text)
+            elif isinstance(block, ToolResultContent):
+                texts += [b.text for b in block.content if isinstance(b, TextContent)]
+    lines = [
+        found
+        for text in texts
+        for line in readable(text).splitlines()
+        if (found := _BOUNDARY.match(line))
+    ]
+    forged = [line[0] for line in lines if line[3] != nonce]
+    assert not forged, f"boundary lines without the request's nonce: {forged}"
+    kinds = [line[1] for line in lines]
+    assert kinds == ["BEGIN", "END"] * (len(kinds) // 2), f"unpaired fences: {kinds}"
 
 
 def prompt_text(request: CreateMessageRequestParams) -> str:

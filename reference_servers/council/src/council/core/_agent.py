@@ -36,6 +36,7 @@ from ._messages import (
     assistant_text,
     assistant_turn,
     blocks_of,
+    quoted,
     text_in,
     tool_result,
     tool_results,
@@ -103,7 +104,7 @@ class Toolbox:
     >>> def add(a: int, b: int) -> int:
     ...     '''Add two numbers.'''
     ...     return a + b
-    >>> Toolbox([add], nonce="n").sdk_tools()[0].inputSchema["required"]
+    >>> Toolbox([add]).sdk_tools()[0].inputSchema["required"]
     ['a', 'b']
     """
 
@@ -111,7 +112,6 @@ class Toolbox:
         self,
         functions: Sequence[Callable[..., Any]],
         *,
-        nonce: str,
         concurrency: int = 4,
     ) -> None:
         # validate_call: FastMCP's SamplingTool passes arguments through unchecked.
@@ -123,7 +123,6 @@ class Toolbox:
         }
         if FINAL_RESPONSE in self._tools:
             raise ValueError(f"{FINAL_RESPONSE!r} is reserved for the final answer")
-        self._nonce = nonce
         self._slots = anyio.Semaphore(concurrency)
 
     def sdk_tools(self) -> list[Tool]:
@@ -158,7 +157,9 @@ class Toolbox:
         if tool is None:
             known = ", ".join([*self._tools, FINAL_RESPONSE])
             return Outcome(
-                call, f"There is no tool {call.name!r}; use one of: {known}.", True
+                call,
+                f"There is no tool {quoted(call.name, 80)!r}; use one of: {known}.",
+                True,
             )
         try:
             value = await tool.run(call.arguments)
@@ -170,9 +171,9 @@ class Toolbox:
             )
         # A failing tool is the model's problem to work around, not the loop's end.
         except Exception as error:  # noqa: BLE001
-            text = fence("tool_error", f"{type(error).__name__}: {error}", self._nonce)
+            text = fence("tool_error", f"{type(error).__name__}: {error}")
             return Outcome(call, f"{call.name} failed:\n{text}", True)
-        return Outcome(call, fence("tool_result", _as_text(value), self._nonce), False)
+        return Outcome(call, fence("tool_result", _as_text(value)), False)
 
 
 def _as_text(value: Any) -> str:
@@ -252,8 +253,9 @@ def accept(
         result = spec.validate(answer)
     except ValidationError as error:
         return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
+    # The check's problem may quote the answer: the model's words.
     problem = check(result) if check else None
-    return (None, problem) if problem else (result, None)
+    return (None, quoted(problem, limit=1000)) if problem else (result, None)
 
 
 def native_follow_up(
@@ -292,7 +294,7 @@ def emulated_follow_up(
     if outcomes:
         (outcome,) = outcomes
         verdict = "failed" if outcome.is_error else "returned"
-        feedback = f"{outcome.call.name} {verdict}:\n{outcome.text}"
+        feedback = f"{quoted(outcome.call.name, 80)} {verdict}:\n{outcome.text}"
     else:
         feedback = f"Not accepted: {turn.problem}. Reply with one JSON action."
     return [assistant_text(reply), user_message(feedback)]
@@ -314,7 +316,7 @@ async def run_agent_loop(
     settings = llm.settings
     limit = _iteration_limit(max_iterations, settings.max_iterations)
     spec = ResultSpec(result_type)
-    toolbox = Toolbox(tools, nonce=task.nonce, concurrency=settings.tool_concurrency)
+    toolbox = Toolbox(tools, concurrency=settings.tool_concurrency)
     native = llm.route.native_tools
     system = task.system(system, fenced_replies=True)
     if not native:
@@ -361,7 +363,7 @@ async def run_agent_loop(
             if native
             else emulated_follow_up(text_in(blocks), turn, outcomes)
         )
-        called = ", ".join(call.name for call in turn.calls) or "no tool"
+        called = ", ".join(quoted(call.name, 80) for call in turn.calls) or "no tool"
         await llm.report_progress(iteration, limit, f"iteration {iteration}: {called}")
     raise AgentLimitError(
         f"The agent did not finish within {limit} iterations "

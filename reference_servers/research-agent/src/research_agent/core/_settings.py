@@ -37,7 +37,7 @@ HOSTED_ENDPOINTS = {"api.openai.com", "api.anthropic.com"}
 
 
 class ServerSettings(BaseSettings):
-    """How the server is reached and how much it says about itself."""
+    """How the server is reached, how long a tool call may take, what it logs."""
 
     model_config = SettingsConfigDict(env_prefix="MCP_")
 
@@ -49,6 +49,12 @@ class ServerSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level, in any case; logs always go to stderr."
     )
+    tool_deadline: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds one tool call may take in all; then it ends with an "
+        "error and what it has in flight is cancelled.",
+    )
     http_allowed_hosts: str | None = Field(
         None,
         description="Comma-separated `Host` names (`host` or `host:port`, `*` "
@@ -58,6 +64,17 @@ class ServerSettings(BaseSettings):
         None,
         description="Bearer token HTTP clients must send "
         "(`Authorization: Bearer ...`). Environment only, never a flag.",
+    )
+    http_max_sessions: int = Field(
+        1000,
+        ge=1,
+        description="Most HTTP sessions at once; when all are taken, the least "
+        "recently used idle one makes room for a new client.",
+    )
+    http_session_idle_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds an HTTP session may stay idle before it is ended.",
     )
     http_allow_unauthenticated: bool = Field(
         False,
@@ -131,6 +148,12 @@ class GatewaySettings(BaseSettings):
         1024,
         ge=1,
         description="`maxTokens` for requests whose caller does not set one.",
+    )
+    chars_per_token: int = Field(
+        8,
+        ge=1,
+        description="Characters a token may stand for: a reply longer than "
+        "`maxTokens` times this is refused as a bad reply.",
     )
     max_retries: int = Field(
         3,

@@ -16,12 +16,16 @@ from mcp.types import (
     CancelledNotification,
     CancelledNotificationParams,
     CreateMessageRequestParams,
+    CreateMessageResult,
+    CreateMessageResultWithTools,
     RequestId,
     ServerNotification,
 )
+from pydantic import ValidationError
 
 from ._errors import LLMError, SamplingFailedError
-from ._messages import Reply, text_reply
+from ._messages import Reply, quoted, text_reply
+from ._structured import describe_problem
 
 
 async def ask_client(
@@ -73,8 +77,10 @@ async def ask_client(
         raise
     if isinstance(request.error, McpError):
         raise SamplingFailedError(
-            f"The client's LLM did not answer: {request.error.error.message}"
+            f"The client's LLM did not answer: {quoted(request.error.error.message)}"
         )
+    if isinstance(request.error, ValidationError):  # the SDK could not read the reply
+        raise SamplingFailedError(_unreadable(request.error, params))
     if request.error is not None:
         raise request.error
     if request.reply is None:  # the bounded wait ran out
@@ -106,6 +112,26 @@ async def _tell_client_to_stop(session: ServerSession, request_id: RequestId) ->
     )
 
 
+def _unreadable(error: ValidationError, params: CreateMessageRequestParams) -> str:
+    """What the client sent instead of a sampling result, as far as it can be told."""
+    sent = [problem["input"] for problem in error.errors(include_url=False)]
+    if not params.tools and _holds_tool_use(sent):
+        return (
+            "The client's LLM answered with a tool call, but this request offered "
+            "no tools."
+        )
+    return (
+        "The client's LLM sent a reply that is not a sampling result: "
+        f"{describe_problem(error)}"
+    )
+
+
+def _holds_tool_use(value: object) -> bool:
+    if isinstance(value, dict):
+        return value.get("type") == "tool_use" or _holds_tool_use(list(value.values()))
+    return isinstance(value, list) and any(_holds_tool_use(item) for item in value)
+
+
 async def ask_server(ctx: Context, params: CreateMessageRequestParams) -> Reply:
     """Send the request to the server-side LLM (a FastMCP sampling handler)."""
     handler = ctx.fastmcp.sampling_handler
@@ -120,8 +146,13 @@ async def ask_server(ctx: Context, params: CreateMessageRequestParams) -> Reply:
     # Whatever the handler's provider raises becomes one clear tool error.
     except Exception as error:  # noqa: BLE001
         raise SamplingFailedError(
-            f"The server-side LLM failed: {type(error).__name__}: {error}"
+            f"The server-side LLM failed: {type(error).__name__}: {quoted(str(error))}"
         ) from None
     if isinstance(answer, str):
         return text_reply(answer, model="server-side")
+    if not isinstance(answer, CreateMessageResult | CreateMessageResultWithTools):
+        raise SamplingFailedError(
+            f"The server-side LLM answered with a {type(answer).__name__}, not a "
+            "sampling result."
+        )
     return answer

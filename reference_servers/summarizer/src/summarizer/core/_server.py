@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import fastmcp
+import mcp.types
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.tool import ToolResult
+from starlette.middleware import Middleware as ASGIMiddleware
 
-from ._http import SharedToken
+from ._http import SessionBounds, SharedToken, StrictHost
+from ._secrets import keep_secret, redact_logs
 from ._settings import ConfigurationError, ServerSettings
 
 
@@ -16,8 +23,10 @@ class SamplingServer(FastMCP):
 
     - HTTP is guarded however it is served — the console script, `fastmcp run
       --transport http`, or an ASGI server given `http_app()`: strict `Host`/`Origin`
-      checks (`MCP_HTTP_ALLOWED_HOSTS`), the bearer token (`MCP_HTTP_TOKEN`), and no
-      start beyond loopback without them (see `_http.py`).
+      checks (`MCP_HTTP_ALLOWED_HOSTS`), the bearer token (`MCP_HTTP_TOKEN`), bounded
+      sessions, and no start beyond loopback without them (see `_http.py`).
+    - Every tool call ends by `MCP_TOOL_DEADLINE`, with what it has in flight
+      cancelled.
     - `serverInfo.version` is the project's version, not FastMCP's.
     - `fastmcp run` does not advertise FastMCP updates: following that advice would
       move the server past the FastMCP major version it is written for.
@@ -27,8 +36,12 @@ class SamplingServer(FastMCP):
         self, *args: Any, version: str, http: ServerSettings, **kwargs: Any
     ) -> None:
         fastmcp.settings.check_for_updates = "off"
+        redact_logs()
+        if http.http_token is not None:
+            keep_secret(http.http_token.get_secret_value())
         super().__init__(*args, version=version, **kwargs)
         self._http = http
+        self.add_middleware(ToolDeadline(http.tool_deadline))
         if http.http_token is not None:
             self.auth = SharedToken(http.http_token.get_secret_value())
 
@@ -37,6 +50,17 @@ class SamplingServer(FastMCP):
         # a server on 127.0.0.1 (DNS rebinding).
         kwargs["host_origin_protection"] = True
         kwargs["allowed_hosts"] = self._http.allowed_hosts
+        token = self._http.http_token
+        kwargs["middleware"] = [
+            ASGIMiddleware(StrictHost),
+            ASGIMiddleware(
+                SessionBounds,
+                max_sessions=self._http.http_max_sessions,
+                idle_timeout=self._http.http_session_idle_timeout,
+                token=token.get_secret_value() if token else None,
+            ),
+            *(kwargs.get("middleware") or []),
+        ]
         return super().http_app(*args, **kwargs)
 
     async def run_http_async(self, *args: Any, **kwargs: Any) -> None:
@@ -44,3 +68,23 @@ class SamplingServer(FastMCP):
         if problem := self._http.open_server_problem(host):
             raise ConfigurationError(problem)
         await super().run_http_async(*args, **kwargs)
+
+
+class ToolDeadline(Middleware):
+    """Ends a tool call that runs past its deadline, cancelling what is in flight
+    (its sampling requests included: the gateway tells the client to stop)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mcp.types.CallToolRequestParams],
+        call_next: CallNext[mcp.types.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        with anyio.move_on_after(self.seconds):
+            return await call_next(context)
+        raise ToolError(
+            f"{context.message.name} did not finish within {self.seconds:g} s "
+            "(MCP_TOOL_DEADLINE); what it had in flight was cancelled."
+        )

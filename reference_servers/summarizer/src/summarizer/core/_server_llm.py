@@ -19,15 +19,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
-from mcp.types import CreateMessageRequestParams, SamplingMessage
+from mcp.types import (
+    CreateMessageRequestParams,
+    SamplingMessage,
+    TextContent,
+    ToolUseContent,
+)
 
 from ._errors import SamplingFailedError
+from ._secrets import keep_secret, redact, redact_any
 from ._settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
-
-REDACTED = "[redacted]"
 
 
 class ServerLLMUnavailableError(ValueError):
@@ -55,6 +60,8 @@ class ServerLLM:
         self.model = settings.model
         self._settings = settings
         self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        keep_secret(self._secret)
+        keep_secret(urlsplit(settings.base_url or "").password)
         self._sdk, self._handlers = _import_provider(self.provider)
         self._client: Any = None
         self._handler: Any = None
@@ -80,10 +87,12 @@ class ServerLLM:
 
     @property
     def endpoint(self) -> str:
-        """Where requests go (never holds the key)."""
-        if self._client is None:
-            return self._settings.base_url or "its hosted API"
-        return str(self._client.base_url)
+        """Where requests go, without any credentials in the URL."""
+        url = self._settings.base_url or (self._client and str(self._client.base_url))
+        if not url:
+            return "its hosted API"
+        parts = urlsplit(url)
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
     def __repr__(self) -> str:
         return f"ServerLLM({self.provider}, {self.model!r}, {self.endpoint})"
@@ -102,7 +111,15 @@ class ServerLLM:
                 "The server-side LLM is used outside its lifespan."
             )
         try:
-            return await self._handler(messages, params, context)
+            reply = await self._handler(messages, params, context)
+            # A provider may echo the key back, even in a successful reply.
+            content = reply.content
+            redacted = (
+                [_redacted(b) for b in content]
+                if isinstance(content, list)
+                else _redacted(content)
+            )
+            return reply.model_copy(update={"content": redacted})
         except self._sdk.APIStatusError as error:
             problem = f"answered HTTP {error.status_code}: {_detail(error)}"
             hint = _STATUS_HINTS.get(error.status_code, "")
@@ -120,14 +137,17 @@ class ServerLLM:
         except Exception as error:  # noqa: BLE001
             problem = f"failed ({type(error).__name__}: {error})"
             hint = ""
-        message = f"The server-side LLM ({self}) {problem}. {hint}".strip()
-        message = self.redact(message)
+        message = redact(f"The server-side LLM ({self}) {problem}. {hint}".strip())
         logger.warning("%s", message)
         raise SamplingFailedError(message)
 
-    def redact(self, text: str) -> str:
-        """`text` without the API key, whatever the provider echoed back."""
-        return text.replace(self._secret, REDACTED) if self._secret else text
+
+def _redacted(block: Any) -> Any:
+    if isinstance(block, TextContent):
+        return block.model_copy(update={"text": redact(block.text)})
+    if isinstance(block, ToolUseContent):
+        return block.model_copy(update={"input": redact_any(block.input)})
+    return block
 
 
 _CLASSES = {

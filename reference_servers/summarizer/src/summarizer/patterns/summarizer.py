@@ -3,12 +3,15 @@
 A document that fits in one chunk takes one request. A longer one is split on paragraph
 boundaries; the chunks are summarised concurrently (as many at once as the gateway
 allows), the partial summaries are joined and, while they still exceed one chunk,
-summarised again; a last request writes the summary in the asked-for style. The
-document always travels fenced.
+summarised again; a last request writes the summary in the asked-for style. Each round
+must at least halve the text, so the rounds are bounded by the document's length and
+a model that ignores length limits is stopped early. The document always travels
+fenced.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -83,17 +86,25 @@ class Summarizer:
                 "document, or raise the limit."
             )
         pieces = split_into_chunks(text, self._settings.chunk_chars)
+        max_rounds = reduce_rounds(len(text), self._settings.chunk_chars)
         is_partial_summaries = False
         round_number = 0
         while len(pieces) > 1:
             round_number += 1
+            if round_number > max_rounds:
+                raise ToolError(
+                    f"The summary did not converge within {max_rounds} rounds, the "
+                    f"most a {len(text):,}-character document needs; try again."
+                )
             partials = await self._summarise_round(pieces, round_number)
             joined = "\n\n".join(partials)
-            if len(joined) >= sum(len(piece) for piece in pieces):
+            ratio = len(joined) / sum(len(piece) for piece in pieces)
+            if ratio > MAX_ROUND_RATIO:
                 raise ToolError(
-                    "The LLM's partial summaries are no shorter than the text they "
-                    "summarise, so the summary cannot converge; try again, or use a "
-                    "model that follows length limits."
+                    f"In round {round_number} the LLM's partial summaries were "
+                    f"{ratio:.0%} as long as the text they summarise; each round must "
+                    f"at most halve it, or the summary cannot converge. Try again, or "
+                    "use a model that follows length limits."
                 )
             pieces = split_into_chunks(joined, self._settings.chunk_chars)
             is_partial_summaries = True
@@ -142,6 +153,22 @@ class Summarizer:
     async def _progress(self, message: str) -> None:
         self._requests_done += 1
         await self._llm.report_progress(self._requests_done, message=message)
+
+
+MAX_ROUND_RATIO = 0.5
+"""Each map round must at least halve the text, so rounds are bounded by its length."""
+
+
+def reduce_rounds(length: int, chunk_chars: int) -> int:
+    """The most map rounds a document of `length` characters may take.
+
+    Halving each round, ceil(log2(length / chunk)) rounds bring it within one chunk; one
+    more allows for how the partial summaries pack into chunks.
+
+    >>> reduce_rounds(1_000_000, 12_000)
+    8
+    """
+    return max(1, math.ceil(math.log2(max(length, 1) / chunk_chars))) + 1
 
 
 def split_into_chunks(text: str, limit: int) -> list[str]:

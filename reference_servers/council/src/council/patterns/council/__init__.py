@@ -11,8 +11,10 @@ debate fails only when fewer than a quorum gave opinions. Debates are kept in SQ
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import stat
 import string
 import sys
 import uuid
@@ -65,9 +67,9 @@ class Settings(BaseSettings):
 class Persona(BaseModel):
     """A council member: who it is, and the system prompt it speaks with."""
 
-    name: str = Field(min_length=1)
-    icon: str
-    prompt: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=80)
+    icon: str = Field(max_length=16)
+    prompt: str = Field(min_length=1, max_length=4000)
 
 
 class Opinion(BaseModel):
@@ -104,13 +106,29 @@ class DebateResult(BaseModel):
     created_at: str
 
 
+MAX_PERSONAS_BYTES = 1_000_000
+"""The largest personas file read: nine personas take a few kilobytes."""
+
+
 def load_personas(path: Path) -> list[Persona]:
-    """The members in `path`, validated; raises `ValueError` saying what is wrong."""
+    """The members in `path`, validated; raises `ValueError` saying what is wrong.
+
+    Only a regular file of at most `MAX_PERSONAS_BYTES` is read, checked on the file
+    opened (a FIFO or a device never blocks the start-up).
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_regular_file(path, MAX_PERSONAS_BYTES))
         members = [Persona.model_validate(m) for m in data.get("member", [])]
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"cannot read the personas in {path}: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests too deeply to be a personas file") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise ValueError(f"the personas in {path} are not valid: {problems}") from None
     names = [m.name for m in members]
     # Ballot options are labelled A to Z.
     if not 2 <= len(members) <= 26 or len(set(names)) != len(names):
@@ -118,6 +136,17 @@ def load_personas(path: Path) -> list[Persona]:
             f"{path} must define 2 to 26 [[member]] entries with unique names"
         )
     return members
+
+
+def _read_regular_file(path: Path, limit: int) -> str:
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path} has {info.st_size:,} bytes; at most {limit:,}")
+        return file.read(limit + 1)[:limit].decode("utf-8")
 
 
 def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:

@@ -3,9 +3,10 @@
 The index is an SQLite file in a cache directory, never inside the corpus, so a corpus
 shipped in a read-only install (a wheel, `uvx`) works. It is built on first use and
 brought up to date on every `refresh()`: files added, changed or removed since are
-re-indexed. A source's id is its path relative to the corpus root, and `read` serves
-only indexed files that resolve inside the root: no `..`, no absolute paths, no
-symlink that leads out.
+re-indexed. A source's id is its path relative to the corpus root. Files are opened
+without following links, each folder on the way too, and checked as opened (a regular
+file of at most `MAX_DOCUMENT_BYTES`): a symlink swapped in at any moment is skipped,
+never followed. `read` serves only what was indexed, from the index.
 
     corpus = Corpus(Path("docs"), cache_dir=Path("/tmp/cache"))
     corpus.refresh()
@@ -16,14 +17,18 @@ symlink that leads out.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from stat import S_ISREG
 
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
+MAX_DOCUMENT_BYTES = 5_000_000
+"""A larger file is left out of the index."""
 _WORD = re.compile(r"\w+")
 _SCHEMA = """
 create table if not exists files (id text primary key, mtime_ns integer, size integer);
@@ -68,9 +73,9 @@ class Corpus:
         if not self.root.is_dir():
             raise FileNotFoundError(f"the corpus folder {self.root} does not exist")
         on_disk = {
-            self._source_id(path): path.stat()
-            for path in self.root.rglob("*")
-            if path.suffix.lower() in SUFFIXES and self._inside(path) and path.is_file()
+            self._source_id(path): path.lstat()
+            for path in self._files()
+            if path.suffix.lower() in SUFFIXES
         }
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.index_path)) as db, db:
@@ -89,8 +94,11 @@ class Corpus:
                 db.execute("delete from files where id = ?", (source_id,))
                 db.execute("delete from documents where id = ?", (source_id,))
             for source_id in stale:
-                stat = on_disk[source_id]
-                title, body = extract(self.root / source_id)
+                opened = self._open(source_id)
+                if opened is None:  # not a regular file any more, or too large
+                    continue
+                raw, stat = opened
+                title, body = extract(source_id, raw)
                 db.execute(
                     "insert into files values (?, ?, ?)",
                     (source_id, stat.st_mtime_ns, stat.st_size),
@@ -99,6 +107,43 @@ class Corpus:
                     "insert into documents values (?, ?, ?)", (source_id, title, body)
                 )
         return len(stale) + len(gone)
+
+    def _files(self) -> list[Path]:
+        """Regular files under the root, through real folders only (no links)."""
+        found = []
+        for folder, folders, files in os.walk(self.root, followlinks=False):
+            here = Path(folder)
+            folders[:] = [name for name in folders if not (here / name).is_symlink()]
+            found += [here / name for name in files if (here / name).is_file()]
+        return [path for path in found if not path.is_symlink()]
+
+    def _open(self, source_id: str) -> tuple[str, os.stat_result] | None:
+        """The file's text and status, read from the file as opened, never through a
+        link: every folder on the way and the file itself are opened `O_NOFOLLOW`."""
+        *folders, name = source_id.split("/")
+        directory = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for folder in folders:
+                inner = os.open(
+                    folder,
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                    dir_fd=directory,
+                )
+                os.close(directory)
+                directory = inner
+            descriptor = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory
+            )
+        except OSError:  # a link, or gone: not indexed
+            return None
+        finally:
+            os.close(directory)
+        with os.fdopen(descriptor, "rb") as file:
+            stat = os.fstat(file.fileno())
+            if not S_ISREG(stat.st_mode) or stat.st_size > MAX_DOCUMENT_BYTES:
+                return None
+            raw = file.read(MAX_DOCUMENT_BYTES + 1)
+        return raw.decode("utf-8", errors="replace"), stat
 
     def search(self, query: str, limit: int = 5) -> list[Hit]:
         """Best matches for any of the query's words, by BM25 rank."""
@@ -118,10 +163,7 @@ class Corpus:
         return [Hit(self._source(i, t), snippet) for i, t, snippet in rows]
 
     def read(self, source_id: str) -> Document:
-        """The full text of an indexed source."""
-        path = (self.root / source_id).resolve()
-        if not self._inside(path):
-            raise SourceNotFoundError(f"{source_id!r} is outside the corpus")
+        """The full text of an indexed source, as it was indexed."""
         with closing(sqlite3.connect(self.index_path)) as db:
             row = db.execute(
                 "select title, body from documents where id = ?", (source_id,)
@@ -141,21 +183,17 @@ class Corpus:
     def _source_id(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
-    def _inside(self, path: Path) -> bool:
-        """Whether `path`, with every symlink followed, stays inside the root."""
-        return path.resolve().is_relative_to(self.root)
 
-
-def extract(path: Path) -> tuple[str, str]:
+def extract(source_id: str, raw: str) -> tuple[str, str]:
     """A document's title and plain text."""
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix.lower() in {".html", ".htm"}:
+    stem = Path(source_id).stem
+    if Path(source_id).suffix.lower() in {".html", ".htm"}:
         parser = _TextOfHTML()
         parser.feed(raw)
         text = re.sub(r"\n\s*\n+", "\n\n", "".join(parser.text)).strip()
-        return (parser.title.strip() or path.stem), text
+        return (parser.title.strip() or stem), text
     heading = re.search(r"^#\s+(.+)$", raw, re.MULTILINE)
-    return (heading.group(1).strip() if heading else path.stem), raw.strip()
+    return (heading.group(1).strip() if heading else stem), raw.strip()
 
 
 class _TextOfHTML(HTMLParser):
