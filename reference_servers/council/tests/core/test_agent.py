@@ -19,7 +19,11 @@ from council.core import (
     Prompt,
 )
 from council.core._messages import user_message
-from council.core._prompting import NONCE_SLOT, begin_line, end_line
+from council.core._prompting import (
+    NONCE_SLOT,
+    begin_line,
+    end_line,
+)
 from council.core.testing import (
     ScriptedLLM,
     answer,

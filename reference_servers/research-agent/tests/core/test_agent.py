@@ -19,7 +19,11 @@ from research_agent.core import (
     Prompt,
 )
 from research_agent.core._messages import user_message
-from research_agent.core._prompting import NONCE_SLOT, begin_line, end_line
+from research_agent.core._prompting import (
+    NONCE_SLOT,
+    begin_line,
+    end_line,
+)
 from research_agent.core.testing import (
     ScriptedLLM,
     answer,

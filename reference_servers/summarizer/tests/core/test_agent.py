@@ -19,7 +19,11 @@ from summarizer.core import (
     Prompt,
 )
 from summarizer.core._messages import user_message
-from summarizer.core._prompting import NONCE_SLOT, begin_line, end_line
+from summarizer.core._prompting import (
+    NONCE_SLOT,
+    begin_line,
+    end_line,
+)
 from summarizer.core.testing import (
     ScriptedLLM,
     answer,

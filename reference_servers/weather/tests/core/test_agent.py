@@ -19,7 +19,11 @@ from weather.core import (
     Prompt,
 )
 from weather.core._messages import user_message
-from weather.core._prompting import NONCE_SLOT, begin_line, end_line
+from weather.core._prompting import (
+    NONCE_SLOT,
+    begin_line,
+    end_line,
+)
 from weather.core.testing import (
     ScriptedLLM,
     answer,
