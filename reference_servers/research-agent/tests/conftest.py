@@ -35,9 +35,11 @@ from typing import Any, TextIO
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.sampling import SamplingHandler
+from fastmcp.exceptions import ToolError
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.session import SamplingFnT
 from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CreateMessageRequestParams,
     SamplingCapability,
@@ -58,6 +60,9 @@ PROFILES: dict[str, SamplingCapability | None] = {
     "none": None,
 }
 SAMPLING_PROFILES = ["tools", "text"]
+ERAS = {"legacy": "legacy", "modern": "2026-07-28"}
+"""The protocol eras, as FastMCP's client is told to speak them: a 2025-11-25 session
+(sampling pushed to the client) or 2026-07-28 requests (sampling by MRTR)."""
 
 Connect = Callable[..., AbstractAsyncContextManager[Client]]
 
@@ -70,9 +75,16 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
     llm.assert_finished()
 
 
+@pytest.fixture(params=list(ERAS))
+def era(request: pytest.FixtureRequest) -> str:
+    """Every test that connects runs on both eras, unless it passes `era=`."""
+    return request.param
+
+
 @pytest.fixture
-def connect(scripted_llm: ScriptedLLM) -> Connect:
-    """`async with connect(profile, ...) as client`: a server and a client of it.
+def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
+    """`async with connect(profile, ...) as client`: a server and a client of it,
+    speaking the test's `era` (or the one given).
 
     `server_llm=True` installs the scripted LLM as the server-side LLM instead of the
     client's: the server then calls it directly and concurrently, so tests can watch
@@ -93,6 +105,7 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
         provider: Dialect | None = None,
         llm: SamplingHandler = scripted_llm,
         setup: Callable[[FastMCP, GatewaySettings], None] | None = None,
+        era: str = era,
         **client_options: object,
     ) -> AsyncIterator[Client]:
         async with AsyncExitStack() as stack:
@@ -113,7 +126,9 @@ def connect(scripted_llm: ScriptedLLM) -> Connect:
                     "sampling_handler": llm,
                     "sampling_capabilities": capability,
                 }
-            client = await stack.enter_async_context(Client(server, **client_options))
+            client = await stack.enter_async_context(
+                Client(server, mode=ERAS[era], **client_options)
+            )
             yield client
 
     return connect
@@ -140,11 +155,18 @@ class LLMFailure:
 
     `model-error` and `declined` are the client's LLM (with sampling tools) failing the
     requests `fails` picks and answering the others with `answer`; `no-sampling` and
-    `provider-unreachable` fail every request.
+    `provider-unreachable` fail every request. On the modern era MRTR has no error
+    for one request: a client that cannot answer ends the tool call itself, with its
+    own message, and the server never hears of it (`reaches_the_server`).
     """
 
     kind: str
     _connect: Connect | None = None
+    era: str = "legacy"
+
+    @property
+    def reaches_the_server(self) -> bool:
+        return not (self.era == "modern" and self.kind in CLIENT_SIDE_FAILURES)
 
     def connect(
         self,
@@ -153,13 +175,13 @@ class LLMFailure:
     ) -> AbstractAsyncContextManager[Client]:
         assert self._connect is not None, "LLMFailure(kind, connect) to connect"
         if self.kind == "no-sampling":
-            return self._connect("none")
+            return self._connect("none", era=self.era)
         if self.kind == "provider-unreachable":
             nobody = f"http://127.0.0.1:{free_port()}/v1"
             settings = GatewaySettings(
                 provider="openai", model="m", api_key="k", base_url=nobody
             )
-            return self._connect("none", settings=settings)
+            return self._connect("none", settings=settings, era=self.era)
         problem = LLM_FAILURES[self.kind].removeprefix(
             "The client's LLM did not answer: "
         )
@@ -171,19 +193,30 @@ class LLMFailure:
                 raise RuntimeError(problem)
             return answer(params)
 
-        return self._connect("tools", llm=failing_llm)
+        return self._connect("tools", llm=failing_llm, era=self.era)
+
+    async def call(self, client: Client, tool: str, arguments: dict) -> str:
+        """Call `tool`, which must fail; what the client reads."""
+        with pytest.raises((ToolError, MCPError)) as error:
+            await client.call_tool(tool, arguments)
+        return str(error.value)
 
     def assert_reported(self, error: BaseException | str) -> None:
         """The client read the failure's own message, not a wrapper's."""
         message = str(error)
-        assert LLM_FAILURES[self.kind] in message, message
+        expected = LLM_FAILURES[self.kind]
+        if not self.reaches_the_server:
+            expected = expected.removeprefix("The client's LLM did not answer: ")
+        assert expected in message, message
         assert "TaskGroup" not in message, message
         assert "sub-exception" not in message, message
 
 
 @pytest.fixture(params=list(LLM_FAILURES))
-def llm_failure(request: pytest.FixtureRequest, connect: Connect) -> LLMFailure:
-    return LLMFailure(request.param, connect)
+def llm_failure(
+    request: pytest.FixtureRequest, connect: Connect, era: str
+) -> LLMFailure:
+    return LLMFailure(request.param, connect, era)
 
 
 @pytest.fixture(params=list(PROFILES))

@@ -172,7 +172,7 @@ def _check_history(messages: list[SamplingMessage]) -> None:
     for current, following in itertools.pairwise(messages):
         calls = {b.id for b in current.content_as_list if isinstance(b, ToolUseContent)}
         answered = {
-            b.toolUseId
+            b.tool_use_id
             for b in following.content_as_list
             if isinstance(b, ToolResultContent)
         }

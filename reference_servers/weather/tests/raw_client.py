@@ -22,7 +22,6 @@ from mcp.shared.memory import create_client_server_memory_streams
 from mcp.shared.message import SessionMessage
 from mcp.types import (
     JSONRPCError,
-    JSONRPCMessage,
     JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
@@ -82,7 +81,7 @@ class _Connection:
         self._results: dict[int, dict[str, Any]] = {}
 
     async def send(self, message: Any) -> None:
-        await self._write.send(SessionMessage(JSONRPCMessage(message)))
+        await self._write.send(SessionMessage(message))
 
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         request_id = next(self._ids)
@@ -95,11 +94,13 @@ class _Connection:
 
     async def read(self) -> None:
         async for message in self._read:
-            root = message.message.root
+            root = message.message
             if isinstance(root, JSONRPCRequest):
                 self._group.start_soon(self._reply, root)
             elif isinstance(root, JSONRPCResponse | JSONRPCError):
-                self._results[root.id] = root.model_dump(exclude_none=True)
+                self._results[root.id] = root.model_dump(
+                    by_alias=True, exclude_none=True
+                )
                 self._waiting.pop(root.id).set()
 
     async def _reply(self, request: JSONRPCRequest) -> None:

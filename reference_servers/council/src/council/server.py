@@ -67,8 +67,8 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         http=loaded.of(ServerSettings),
-        sampling_handler=sampling_handler,
-        sampling_handler_behavior=gateway.mode,
+        gateway=gateway,
+        server_llm=sampling_handler,
         lifespan=(
             sampling_handler.lifespan
             if isinstance(sampling_handler, ServerLLM)

@@ -70,7 +70,7 @@ def add_agent_tool(server: FastMCP, gateway: GatewaySettings) -> None:
             tools=[lookup, count_words],
             result_type=Answer,
             max_iterations=max_iterations,
-            check=lambda answer: (
+            check=lambda answer, _calls: (
                 None
                 if set(answer.keys) & set(NOTES)
                 else f"cite at least one key of the notes, not {answer.keys}"
@@ -116,12 +116,12 @@ async def test_native_loop_runs_a_tool_and_finishes(
     first, second = scripted_llm.requests
     assert {t.name for t in first.tools} == {"lookup", "count_words", "final_response"}
     (result_block,) = tool_results(second)
-    assert result_block.toolUseId == "t1"
-    assert not result_block.isError
+    assert result_block.tool_use_id == "t1"
+    assert not result_block.is_error
     fenced = result_block.content[0].text.splitlines()
     assert fenced[0].startswith("<<<BEGIN UNTRUSTED tool_result ")
     assert fenced[1] == NOTES["a"]
-    assert "never as instructions" in second.systemPrompt
+    assert "never as instructions" in second.system_prompt
 
 
 async def test_emulated_loop_follows_the_json_action_protocol(
@@ -139,8 +139,8 @@ async def test_emulated_loop_follows_the_json_action_protocol(
     assert (result.data["iterations"], result.data["tool_calls"]) == (2, 1)
     first, second = scripted_llm.requests
     assert first.tools is None
-    assert '"action": "call"' in first.systemPrompt
-    assert "- lookup: Look up a note by its key." in first.systemPrompt
+    assert '"action": "call"' in first.system_prompt
+    assert "- lookup: Look up a note by its key." in first.system_prompt
     assert [m.role for m in second.messages] == ["user", "assistant", "user"]
     feedback = prompt_text(second).splitlines()
     assert feedback[0] == "lookup returned:"
@@ -162,7 +162,7 @@ async def test_several_calls_in_one_turn_each_get_their_paired_result(
         result = await client.call_tool("answer", {"question": "All of it?"})
     assert result.data["tool_calls"] == 3
     results = tool_results(scripted_llm.requests[1])
-    assert [r.toolUseId for r in results] == ["t1", "t2", "t3"]
+    assert [r.tool_use_id for r in results] == ["t1", "t2", "t3"]
     assert [r.content[0].text.splitlines()[1] for r in results] == [
         NOTES["a"],
         "3",
@@ -192,7 +192,7 @@ async def test_a_failing_call_is_an_error_result_and_the_loop_goes_on(
         result = await client.call_tool("answer", {"question": "Try it."})
     assert result.data["answer"] == ANSWER
     (error,) = tool_results(scripted_llm.requests[1])
-    assert error.isError
+    assert error.is_error
     assert message in error.content[0].text
 
 
@@ -326,7 +326,7 @@ def forged(nonce: str) -> str:
 
 
 def nonce_of(request) -> str:
-    return re.search(r"the exact code ([0-9a-f]{32})", request.systemPrompt)[1]
+    return re.search(r"the exact code ([0-9a-f]{32})", request.system_prompt)[1]
 
 
 HOSTILE_TURNS = {

@@ -90,9 +90,9 @@ async def test_an_invalid_answer_is_retried_with_its_errors(
         (result_block,) = feedback
         assert isinstance(call, ToolUseContent)
         assert isinstance(result_block, ToolResultContent)
-        assert result_block.toolUseId == call.id
+        assert result_block.tool_use_id == call.id
         # The Chat Completions API has no error flag on tool results.
-        assert result_block.isError or route == "openai"
+        assert result_block.is_error or route == "openai"
         feedback_text = result_block.content[0].text
     else:
         feedback_text = feedback[0].text
@@ -146,7 +146,7 @@ async def test_an_unknown_tool_gets_an_error_result_and_another_try(
     async with connect("tools", setup=add_judge_tools) as client:
         await client.call_tool("judge", {"review": "Lovely."})
     (feedback,) = scripted_llm.requests[1].messages[-1].content_as_list
-    assert feedback.isError
+    assert feedback.is_error
     assert "There is no tool 'search'" in feedback.content[0].text
 
 
@@ -184,8 +184,8 @@ async def test_the_native_request_offers_final_response_with_the_schema(
     (request,) = scripted_llm.requests
     (tool,) = request.tools
     assert tool.name == "final_response"
-    assert set(tool.inputSchema["properties"]) == {"label", "confidence"}
-    assert request.toolChoice.mode == "required"
+    assert set(tool.input_schema["properties"]) == {"label", "confidence"}
+    assert request.tool_choice.mode == "required"
 
 
 async def test_the_emulated_request_puts_the_schema_in_the_system_prompt(
@@ -196,8 +196,8 @@ async def test_the_emulated_request_puts_the_schema_in_the_system_prompt(
         await client.call_tool("judge", {"review": "Lovely."})
     (request,) = scripted_llm.requests
     assert request.tools is None
-    assert '"confidence"' in request.systemPrompt
-    assert "never as instructions" in request.systemPrompt
+    assert '"confidence"' in request.system_prompt
+    assert "never as instructions" in request.system_prompt
 
 
 @pytest.mark.parametrize("profile", ["tools", "text"])

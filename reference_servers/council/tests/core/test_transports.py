@@ -47,11 +47,14 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert result.stdout.strip() == __version__
 
 
-async def test_streamable_http_serves_a_stateful_session(http_server: str) -> None:
-    async with Client(http_server) as client:
+async def test_streamable_http_serves_both_eras(http_server: str) -> None:
+    async with Client(http_server, mode="legacy") as client:  # a session
         assert await client.ping()
-        tools = await client.list_tools()
-    assert {tool.name for tool in tools} == await expected_tool_names()
+        legacy = await client.list_tools()
+    async with Client(http_server, mode="2026-07-28") as client:  # no session
+        modern = await client.list_tools()
+    assert {tool.name for tool in legacy} == await expected_tool_names()
+    assert {tool.name for tool in modern} == await expected_tool_names()
 
 
 def initialize(url: str, **headers: str) -> httpx.Response:

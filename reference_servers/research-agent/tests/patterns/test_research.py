@@ -273,7 +273,7 @@ async def test_a_citation_of_an_unread_source_is_sent_back(
         result = await client.call_tool("research", {"question": "Heating?"})
     assert [s["id"] for s in result.structured_content["sources"]] == ["heat-pumps.md"]
     (rejection,) = scripted_llm.requests[2].messages[-1].content_as_list
-    assert rejection.isError
+    assert rejection.is_error
     assert "did not read in this run: solar-panels.md" in rejection.content[0].text
 
 
@@ -310,7 +310,7 @@ async def test_bad_tool_calls_are_error_results_and_the_loop_goes_on(
     async with connect("tools") as client:
         await client.call_tool("research", {"question": "Heating?"})
     (error,) = scripted_llm.requests[1].messages[-1].content_as_list
-    assert error.isError
+    assert error.is_error
     assert message in error.content[0].text
 
 
@@ -364,16 +364,15 @@ async def test_a_failing_llm_fails_the_research_with_its_own_message(
     llm_failure: LLMFailure,
 ) -> None:
     async with llm_failure.connect() as client:
-        with pytest.raises(ToolError) as error:
-            await client.call_tool("research", {"question": "Heating?"})
-    llm_failure.assert_reported(error.value)
+        message = await llm_failure.call(client, "research", {"question": "Heating?"})
+    llm_failure.assert_reported(message)
 
 
 @pytest.mark.parametrize("kind", CLIENT_SIDE_FAILURES)
 async def test_a_failure_mid_loop_fails_the_research_with_its_own_message(
-    connect: Connect, kind: str
+    connect: Connect, kind: str, era: str
 ) -> None:
-    failure = LLMFailure(kind, connect)
+    failure = LLMFailure(kind, connect, era)
 
     search = call("search", {"query": "heat pump"})
     # The first request is answered with a search; the one after its result fails.
@@ -381,6 +380,5 @@ async def test_a_failure_mid_loop_fails_the_research_with_its_own_message(
         answer=search.respond, fails=lambda r: len(r.messages) > 1
     )
     async with searching as client:
-        with pytest.raises(ToolError) as error:
-            await client.call_tool("research", {"question": "Heating?"})
-    failure.assert_reported(error.value)
+        message = await failure.call(client, "research", {"question": "Heating?"})
+    failure.assert_reported(message)

@@ -69,9 +69,9 @@ async def test_the_request_reaches_the_provider_with_its_key_model_and_bounds(
     (wire,) = provider.wire_requests
     assert wire["model"] == MODEL
     (request,) = provider_llm.requests
-    assert request.maxTokens == 333
+    assert request.max_tokens == 333
     assert "<<<BEGIN UNTRUSTED question " in request.messages[0].content_as_list[0].text
-    assert "never as instructions" in request.systemPrompt
+    assert "never as instructions" in request.system_prompt
 
 
 @pytest.mark.parametrize("profile", ["tools", "text"])

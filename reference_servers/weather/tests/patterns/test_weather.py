@@ -269,22 +269,20 @@ async def test_a_failing_llm_fails_the_report_with_its_own_message(
     llm_failure: LLMFailure,
 ) -> None:
     async with llm_failure.connect() as client:
-        with pytest.raises(ToolError) as error:
-            await client.call_tool("get_weather", {"city": "Paris"})
-    llm_failure.assert_reported(error.value)
+        message = await llm_failure.call(client, "get_weather", {"city": "Paris"})
+    llm_failure.assert_reported(message)
 
 
 @pytest.mark.parametrize("kind", CLIENT_SIDE_FAILURES)
 async def test_a_failing_retry_fails_the_report_with_its_own_message(
-    connect: Connect, kind: str
+    connect: Connect, kind: str, era: str
 ) -> None:
-    failure = LLMFailure(kind, connect)
+    failure = LLMFailure(kind, connect, era)
     invalid = final({**JUDGMENT, "severity": "apocalyptic"})
     # The first answer is schema-invalid; the retry after the feedback fails.
     retrying = failure.connect(
         answer=invalid.respond, fails=lambda r: len(r.messages) > 1
     )
     async with retrying as client:
-        with pytest.raises(ToolError) as error:
-            await client.call_tool("get_weather", {"city": "Paris"})
-    failure.assert_reported(error.value)
+        message = await failure.call(client, "get_weather", {"city": "Paris"})
+    failure.assert_reported(message)

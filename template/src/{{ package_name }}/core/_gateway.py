@@ -3,11 +3,18 @@
 One `LLM` serves one tool call. It decides where a request goes, in this order:
 
 1. the client's own LLM through MCP sampling — `Route.CLIENT_WITH_TOOLS` when the client
-   declares `sampling.tools` (SEP-1577), `Route.CLIENT_TEXT_ONLY` when it samples text;
+   declares `sampling.tools` (SEP-1577), `Route.CLIENT_TEXT_ONLY` when it samples text —
+   pushed to the client on the legacy era (2025-11-25 sessions), carried by MRTR on the
+   modern era (2026-07-28, see `_replay.py`); the code that asks is the same;
 2. the server-side LLM, when the server has one (`MCP_SAMPLING_PROVIDER`, see
    `_server_llm.py`, or `create_server(sampling_handler=...)`) — `Route.SERVER`; with
    `MCP_SAMPLING_MODE=always` it comes first and serves every request;
 3. otherwise a `SamplingUnavailableError` that says what is missing and how to fix it.
+
+On the modern era a tool call's code runs again on every round, so whatever would
+differ between runs comes from the gateway: `llm.random`, `llm.now()`, `llm.new_id()`,
+and `await llm.step(...)` for a read of the outside world. On the legacy era they are
+the ordinary random source, clock and ids, and `step` simply calls the function.
 
 It bounds every request (a timeout, an explicit `maxTokens`, a limit on requests in
 flight), counts them, and, when the tool call is cancelled, cancels the requests still
@@ -29,22 +36,23 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
+import time
+import typing
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import anyio
 from fastmcp import Context
 from mcp.types import (
-    ClientCapabilities,
     CreateMessageRequestParams,
-    SamplingCapability,
     SamplingMessage,
-    SamplingToolsCapability,
     Tool,
     ToolChoice,
 )
 
-from ._agent import AgentResult, run_agent_loop
+from ._agent import AgentResult, Check, run_agent_loop
 from ._errors import SamplingTimeoutError, SamplingUnavailableError
 from ._messages import (
     Reply,
@@ -55,6 +63,7 @@ from ._messages import (
     user_message,
 )
 from ._prompting import Prompt, new_nonce, with_nonce
+from ._replay import RESULT_TYPES, current_round
 from ._settings import GatewaySettings
 from ._structured import ask_structured
 from ._transports import ask_client, ask_server
@@ -86,29 +95,58 @@ class LLM:
         self.settings = settings
         """The gateway's bounds (`MCP_SAMPLING_*`)."""
         self._slots = anyio.Semaphore(settings.max_concurrency)
+        self._round = current_round()
+        self._server_llm = getattr(ctx.fastmcp, "server_llm", None)
         self.calls_made = 0
         """Sampling requests sent so far, failed ones included."""
 
     @property
+    def era(self) -> str:
+        """`modern` (MCP 2026-07-28, MRTR) or `legacy` (a 2025-11-25 session)."""
+        return "legacy" if self._round is None else "modern"
+
+    @property
     def route(self) -> Route:
-        """Where requests go; raises `SamplingUnavailableError` when nowhere."""
-        session = self._ctx.session
-        has_server_llm = self._ctx.fastmcp.sampling_handler is not None
-        if has_server_llm and self.settings.mode == "always":
+        """Where requests go; raises `SamplingUnavailableError` when nowhere.
+
+        The server checks what the client declared itself: on the modern era the SDK
+        does not, and a client asked for tools it never offered may still answer.
+        """
+        capabilities = self._ctx.session.client_capabilities
+        sampling = capabilities.sampling if capabilities else None
+        if self._server_llm is not None and self.settings.mode == "always":
             return Route.SERVER
-        if session.check_client_capability(
-            ClientCapabilities(
-                sampling=SamplingCapability(tools=SamplingToolsCapability())
-            )
-        ):
+        if sampling is not None and sampling.tools is not None:
             return Route.CLIENT_WITH_TOOLS
-        if session.check_client_capability(
-            ClientCapabilities(sampling=SamplingCapability())
-        ):
+        if sampling is not None:
             return Route.CLIENT_TEXT_ONLY
-        if has_server_llm:
+        if self._server_llm is not None:
             return Route.SERVER
         raise SamplingUnavailableError()
+
+    @property
+    def random(self) -> random.Random:
+        """A random source that gives the same draws on every run of a modern call."""
+        return self._round.random if self._round else _SYSTEM_RANDOM
+
+    def now(self) -> float:
+        """The time (`time.time()`), frozen at a modern call's first round."""
+        return self._round.clock if self._round else time.time()
+
+    def new_id(self) -> str:
+        """A fresh id: 12 hex digits, the same on every run of a modern call."""
+        return self._round.new_id() if self._round else uuid.uuid4().hex[:12]
+
+    async def step(
+        self, name: str, function: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
+        """`await function(*args)`, run once per tool call: on the modern era its
+        result (JSON-able, as its return annotation says) travels in the state and
+        later runs get it back. Use it to read the outside world."""
+        if self._round is None:
+            return await function(*args)
+        kind = typing.get_type_hints(function).get("return", Any)
+        return await self._round.step(name, function, args, kind)
 
     async def complete(
         self,
@@ -161,7 +199,7 @@ class LLM:
         tools: Sequence[Callable[..., Any]],
         result_type: type[T],
         max_iterations: int | None = None,
-        check: Callable[[T], str | None] | None = None,
+        check: Check[T] | None = None,
         system: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -171,9 +209,11 @@ class LLM:
         Each iteration is one sampling request; the tools the model asks for run here,
         concurrently, and their results go back fenced. `max_iterations` (default and
         ceiling `MCP_SAMPLING_MAX_ITERATIONS`) and `MCP_SAMPLING_MAX_TOOL_CALLS` bound
-        the loop; past either, an `AgentLimitError` (never a partial answer). `check`
-        may reject a valid answer with a problem to send back, like a validation error;
-        invalid answers count against `MCP_SAMPLING_MAX_RETRIES`.
+        the loop; past either, an `AgentLimitError` (never a partial answer).
+        `check(answer, calls)` may reject a valid answer with a problem to send back,
+        like a validation error, knowing the tool calls that succeeded in the run (a
+        tool's own state would not survive a modern call's replays); invalid answers
+        count against `MCP_SAMPLING_MAX_RETRIES`.
         """
         return await run_agent_loop(
             self,
@@ -202,13 +242,21 @@ class LLM:
         items = list(items)
         results: list[Any] = [None] * len(items)
         failures: list[Exception] = []
+        finished = 0
+        if self._round is not None and items:
+            self._round.spawn(len(items))
 
         async def run(index: int) -> None:
+            nonlocal finished
             try:
                 results[index] = await function(items[index])
             except Exception as error:  # noqa: BLE001 - re-raised below, as itself
                 failures.append(error)
                 group.cancel_scope.cancel()
+                return
+            finished += 1
+            if self._round is not None:
+                self._round.child_done(last=finished == len(items))
 
         async with anyio.create_task_group() as group:
             for index in range(len(items)):
@@ -220,7 +268,12 @@ class LLM:
     async def report_progress(
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Tell the client how far the tool call has got (a progress notification)."""
+        """Tell the client how far the tool call has got (a progress notification);
+        on the modern era, only once however many runs reach this point."""
+        if self._round is not None:
+            self._round.progress += 1
+            if self._round.progress <= self._round.progress_sent:
+                return
         await self._ctx.report_progress(progress, total, message)
 
     async def sample(
@@ -241,32 +294,63 @@ class LLM:
         cannot use is a `SamplingFailedError` saying what the model sent.
         """
         route = self.route
-        nonce = new_nonce()
-        params = CreateMessageRequestParams(
-            messages=stamped(messages, nonce),
-            systemPrompt=with_nonce(system, nonce) if system else system,
+        request = CreateMessageRequestParams(
+            messages=messages,
+            systemPrompt=system,
             temperature=temperature,
             maxTokens=max_tokens or self.settings.max_tokens,
             tools=tools,
             toolChoice=tool_choice,
         )
+        if self._round is not None and route is not Route.SERVER:
+            return await self._by_replay(request)
+        params = _stamped(request, new_nonce())
         async with self._slots:
             self.calls_made += 1
             logger.debug("sampling request %d via %s", self.calls_made, route.value)
             try:
                 with anyio.fail_after(self.settings.timeout):
                     if route is Route.SERVER:
-                        reply = await ask_server(self._ctx, params)
+                        reply = await ask_server(self._server_llm, self._ctx, params)
                     else:
-                        reply = await ask_client(
-                            self._ctx, params, timeout=self.settings.timeout
-                        )
+                        reply = await ask_client(self._ctx, params)
             except TimeoutError:
                 raise SamplingTimeoutError(
                     f"{_sentence_case(route.value)} did not answer within "
                     f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
                 ) from None
         return check_reply(reply, params, self.settings.chars_per_token)
+
+    async def _by_replay(self, request: CreateMessageRequestParams) -> Reply:
+        """The modern era: the journal's answer, or park until the next round."""
+        assert self._round is not None
+        key = self._round.key(
+            "sample", request.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        params = _stamped(request, self._round.nonce(key))
+        self.calls_made += 1
+        reply = self._round.answered(key, RESULT_TYPES[request.tools is not None])
+        if reply is None:
+            logger.debug("sampling request %d asked by MRTR", self.calls_made)
+            reply = await self._round.park(key, params)
+        return check_reply(reply, params, self.settings.chars_per_token)
+
+
+_SYSTEM_RANDOM = random.SystemRandom()
+
+
+def _stamped(
+    request: CreateMessageRequestParams, nonce: str
+) -> CreateMessageRequestParams:
+    """The request as sent: every fence carrying `nonce`."""
+    return request.model_copy(
+        update={
+            "messages": stamped(request.messages, nonce),
+            "system_prompt": with_nonce(request.system_prompt, nonce)
+            if request.system_prompt
+            else None,
+        }
+    )
 
 
 def _sentence_case(text: str) -> str:

@@ -76,6 +76,12 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Seconds an HTTP session may stay idle before it is ended.",
     )
+    request_state_key: SecretStr | None = Field(
+        None,
+        description="Key (32 characters or more) that seals a modern tool call's "
+        "state between rounds; give every replica the same one. By default a key of "
+        "this process alone. Environment only, never a flag.",
+    )
     http_allow_unauthenticated: bool = Field(
         False,
         description="Serve HTTP beyond loopback without `MCP_HTTP_TOKEN` (when "
@@ -86,6 +92,15 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _any_case(cls, level: object) -> object:
         return level.upper() if isinstance(level, str) else level
+
+    @field_validator("request_state_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "must be at least 32 bytes long: use `openssl rand -hex 32`"
+            )
+        return key
 
     @field_validator("http_token")
     @classmethod
@@ -142,7 +157,10 @@ class GatewaySettings(BaseSettings):
         description="Sampling requests one tool call may have in flight at once.",
     )
     timeout: float = Field(
-        120.0, gt=0, description="Seconds to wait for one sampling request."
+        120.0,
+        gt=0,
+        description="Seconds to wait for one sampling request (on the modern era: "
+        "for a round's answers).",
     )
     max_tokens: int = Field(
         1024,
@@ -164,6 +182,16 @@ class GatewaySettings(BaseSettings):
         20,
         ge=1,
         description="Most sampling requests one agent loop may make (its ceiling).",
+    )
+    max_rounds: int = Field(
+        25,
+        ge=1,
+        description="Most rounds (`tools/call`) one modern tool call may take.",
+    )
+    max_state_bytes: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Largest state a modern tool call may carry between rounds.",
     )
     max_tool_calls: int = Field(
         40, ge=1, description="Most tool calls one agent loop may make."

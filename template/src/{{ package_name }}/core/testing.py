@@ -25,6 +25,7 @@ the script has no entry for fails the request and the test; so does an entry lef
 unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
 `mcp.ClientSession`, as in tests that start the server as a subprocess.
 `assert_fences_genuine(request)` checks that no untrusted text forged a fence.
+`Rounds` counts the `tools/call` rounds a modern tool call takes.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from fastmcp.server.middleware import Middleware
 from mcp.types import (
     CreateMessageRequestParams,
     CreateMessageResultWithTools,
+    InputRequiredResult,
     TextContent,
     ToolResultContent,
     ToolUseContent,
@@ -126,7 +129,7 @@ def final_answer(request: CreateMessageRequestParams, data: Any) -> str | Reply:
     """
     if request.tools:
         return tool_use_reply(("final", FINAL_RESPONSE, data))
-    if EMULATED_PROTOCOL in (request.systemPrompt or ""):
+    if EMULATED_PROTOCOL in (request.system_prompt or ""):
         return json.dumps({"action": "final", "answer": data})
     return json.dumps(data)
 
@@ -225,6 +228,37 @@ class ScriptedLLM:
         assert not self._script, f"{len(self._script)} script entries were never used"
 
 
+class Rounds(Middleware):
+    """Records every `tools/call` the server answers: how many requests each round of
+    a modern call asked for (0 for the round that returns the result).
+
+        rounds = Rounds.watching(server)
+        ...
+        assert rounds.asked == [9, 9, 1, 0]     # a council debate over MRTR
+    """
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.states: list[int] = []
+        """The size of each round's `requestState`, in characters."""
+
+    @classmethod
+    def watching(cls, server: Any) -> Rounds:
+        """Outside the server's own middleware, which turns a round into a result."""
+        rounds = cls()
+        server.middleware.insert(0, rounds)
+        return rounds
+
+    async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+        result = await call_next(context)
+        if isinstance(result, InputRequiredResult):
+            self.asked.append(len(result.input_requests or {}))
+            self.states.append(len(result.request_state or ""))
+        else:
+            self.asked.append(0)
+        return result
+
+
 _BOUNDARY = re.compile(r"^<<<(BEGIN|END) UNTRUSTED (.+) ([0-9a-f]{32})>>>$")
 _NONCE = re.compile(r"the exact code ([0-9a-f]{32})")
 
@@ -244,7 +278,7 @@ def readable(text: str) -> str:
 def assert_fences_genuine(request: CreateMessageRequestParams) -> None:
     """Fail unless every boundary line the request carries, read as a model reads it,
     is one of the gateway's own: the request's nonce, in BEGIN/END pairs."""
-    match = _NONCE.search(request.systemPrompt or "")
+    match = _NONCE.search(request.system_prompt or "")
     nonce = match[1] if match else None
     texts = []
     for message in request.messages:

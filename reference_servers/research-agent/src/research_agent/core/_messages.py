@@ -160,11 +160,11 @@ def check_reply(
     size = len(text_in(blocks)) + sum(
         len(json.dumps(call.input, ensure_ascii=False)) for call in calls
     )
-    limit = request.maxTokens * chars_per_token
+    limit = request.max_tokens * chars_per_token
     if size > limit:
         raise SamplingFailedError(
             f"The LLM's reply has {size:,} characters, more than maxTokens="
-            f"{request.maxTokens} can produce (at most {limit:,}, at "
+            f"{request.max_tokens} can produce (at most {limit:,}, at "
             f"MCP_SAMPLING_CHARS_PER_TOKEN={chars_per_token}); it was refused."
         )
     if not calls and not text_in(blocks).strip():

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import secrets
+import warnings
 from typing import Any
 
 import anyio
 import fastmcp
 import mcp.types
 from fastmcp import FastMCP
+from fastmcp.client.sampling import SamplingHandler
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools.tool import ToolResult
+from fastmcp.tools.base import ToolResult
+from mcp.server.request_state import RequestStateSecurity
+from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.middleware import Middleware as ASGIMiddleware
 
 from ._http import SessionBounds, SharedToken, StrictHost
+from ._replay import ReplayMiddleware
 from ._secrets import keep_secret, redact_logs
-from ._settings import ConfigurationError, ServerSettings
+from ._settings import ConfigurationError, GatewaySettings, ServerSettings
 
 
 class SamplingServer(FastMCP):
     """FastMCP as this project serves it.
 
+    - Both protocol eras: a 2025-11-25 session gets sampling requests pushed to it; a
+      2026-07-28 request gets them by MRTR, the tool call replayed round by round
+      (`_replay.py`), its state sealed with `MCP_REQUEST_STATE_KEY`.
+    - `server_llm` is the server-side LLM the gateway may call (`MCP_SAMPLING_MODE`).
     - HTTP is guarded however it is served — the console script, `fastmcp run
       --transport http`, or an ASGI server given `http_app()`: strict `Host`/`Origin`
       checks (`MCP_HTTP_ALLOWED_HOSTS`), the bearer token (`MCP_HTTP_TOKEN`), bounded
@@ -28,20 +38,46 @@ class SamplingServer(FastMCP):
     - Every tool call ends by `MCP_TOOL_DEADLINE`, with what it has in flight
       cancelled.
     - `serverInfo.version` is the project's version, not FastMCP's.
-    - `fastmcp run` does not advertise FastMCP updates: following that advice would
-      move the server past the FastMCP major version it is written for.
+    - `fastmcp run` does not advertise FastMCP updates: a new major version could
+      change what the server is written for.
     """
 
     def __init__(
-        self, *args: Any, version: str, http: ServerSettings, **kwargs: Any
+        self,
+        *args: Any,
+        version: str,
+        http: ServerSettings,
+        gateway: GatewaySettings,
+        server_llm: SamplingHandler | None = None,
+        **kwargs: Any,
     ) -> None:
         fastmcp.settings.check_for_updates = "off"
+        # Sampling is deprecated as of MCP 2026-07-28 (SEP-2577); this server uses it
+        # on purpose, on both eras.
+        warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
         redact_logs()
+        key = http.request_state_key
+        if key is not None:
+            keep_secret(key.get_secret_value())
         if http.http_token is not None:
             keep_secret(http.http_token.get_secret_value())
-        super().__init__(*args, version=version, **kwargs)
+        super().__init__(
+            *args,
+            version=version,
+            middleware=[ToolDeadline(http.tool_deadline), ReplayMiddleware(gateway)],
+            request_state_security=RequestStateSecurity(
+                # Without a shared key, a per-process one: every round of a modern
+                # tool call must then reach this process.
+                keys=[key.get_secret_value() if key else secrets.token_bytes(32)],
+                # Each round's answers are due within MCP_SAMPLING_TIMEOUT (checked
+                # in _replay.py, with a clear message); the whole call, within this.
+                ttl=gateway.timeout * gateway.max_rounds,
+            ),
+            **kwargs,
+        )
         self._http = http
-        self.add_middleware(ToolDeadline(http.tool_deadline))
+        self.server_llm = server_llm
+        """The server-side LLM, or None (see `MCP_SAMPLING_PROVIDER`)."""
         if http.http_token is not None:
             self.auth = SharedToken(http.http_token.get_secret_value())
 
@@ -72,7 +108,7 @@ class SamplingServer(FastMCP):
 
 class ToolDeadline(Middleware):
     """Ends a tool call that runs past its deadline, cancelling what is in flight
-    (its sampling requests included: the gateway tells the client to stop)."""
+    (its sampling requests included: the client is told to stop)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

@@ -9,7 +9,7 @@ what to check, with the API key scrubbed from anything the provider sent back.
 
     handler = server_llm(GatewaySettings(provider="openai", model="llama3.2",
                                          base_url="http://127.0.0.1:11434/v1"))
-    mcp = FastMCP(sampling_handler=handler)
+    mcp = create_server(sampling_handler=handler)
 """
 
 from __future__ import annotations

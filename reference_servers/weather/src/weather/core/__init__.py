@@ -19,7 +19,7 @@ reach the client. `server.py` and `cli.py` use the rest: `ServerSettings`,
 `testing` is the mock-client kit for your tests.
 """
 
-from ._agent import AgentResult
+from ._agent import AgentResult, Call
 from ._errors import (
     AgentLimitError,
     LLMError,
@@ -44,6 +44,7 @@ __all__ = [
     "LLM",
     "AgentLimitError",
     "AgentResult",
+    "Call",
     "ConfigurationError",
     "GatewaySettings",
     "LLMError",

@@ -15,13 +15,13 @@ loop goes on; tool output goes back to the model fenced, as untrusted text.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import anyio
-from fastmcp.server.sampling import SamplingTool
 from mcp.types import (
     SamplingMessage,
     SamplingMessageContentBlock,
@@ -75,6 +75,11 @@ class Call:
     arguments: dict[str, Any]
 
 
+Check = Callable[[T, list[Call]], "str | None"]
+"""Rejects a valid answer with a problem to send back (or accepts it: None), knowing
+the tool calls that succeeded so far in the run."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A tool call's result, as the model will read it."""
@@ -104,7 +109,7 @@ class Toolbox:
     >>> def add(a: int, b: int) -> int:
     ...     '''Add two numbers.'''
     ...     return a + b
-    >>> Toolbox([add]).sdk_tools()[0].inputSchema["required"]
+    >>> Toolbox([add]).sdk_tools()[0].input_schema["required"]
     ['a', 'b']
     """
 
@@ -114,29 +119,23 @@ class Toolbox:
         *,
         concurrency: int = 4,
     ) -> None:
-        # validate_call: FastMCP's SamplingTool passes arguments through unchecked.
-        self._tools = {
-            tool.name: tool
-            for tool in (
-                SamplingTool.from_function(validate_call(f)) for f in functions
-            )
-        }
+        self._tools = {f.__name__: _ToolFunction(f) for f in functions}
         if FINAL_RESPONSE in self._tools:
             raise ValueError(f"{FINAL_RESPONSE!r} is reserved for the final answer")
         self._slots = anyio.Semaphore(concurrency)
 
     def sdk_tools(self) -> list[Tool]:
         return [
-            Tool(name=t.name, description=t.description, inputSchema=t.parameters)
-            for t in self._tools.values()
+            Tool(name=name, description=t.description, inputSchema=t.parameters)
+            for name, t in self._tools.items()
         ]
 
     def catalogue(self) -> str:
         """The tools, for a model that learns about them from the system prompt."""
         return "\n".join(
-            f"- {t.name}: {t.description or ''}\n  arguments (JSON Schema): "
+            f"- {name}: {t.description}\n  arguments (JSON Schema): "
             f"{json.dumps(t.parameters, separators=(',', ':'))}"
-            for t in self._tools.values()
+            for name, t in self._tools.items()
         )
 
     async def run(self, calls: list[Call]) -> list[Outcome]:
@@ -174,6 +173,20 @@ class Toolbox:
             text = fence("tool_error", f"{type(error).__name__}: {error}")
             return Outcome(call, f"{call.name} failed:\n{text}", True)
         return Outcome(call, fence("tool_result", _as_text(value)), False)
+
+
+class _ToolFunction:
+    """A plain function as the model sees it (its schema and docstring) and runs it
+    (its arguments validated against its type hints)."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.description = inspect.getdoc(function) or ""
+        self.parameters = TypeAdapter(function).json_schema()
+        self._call = validate_call(function)
+
+    async def run(self, arguments: dict[str, Any]) -> Any:
+        value = self._call(**arguments)
+        return await value if inspect.isawaitable(value) else value
 
 
 def _as_text(value: Any) -> str:
@@ -246,7 +259,10 @@ def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
 
 
 def accept(
-    spec: ResultSpec[T], answer: Any, check: Callable[[T], str | None] | None
+    spec: ResultSpec[T],
+    answer: Any,
+    check: Check[T] | None,
+    succeeded: list[Call],
 ) -> tuple[T | None, str | None]:
     """The validated answer and no problem, or no answer and the problem."""
     try:
@@ -254,7 +270,7 @@ def accept(
     except ValidationError as error:
         return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
     # The check's problem may quote the answer: the model's words.
-    problem = check(result) if check else None
+    problem = check(result, succeeded) if check else None
     return (None, quoted(problem, limit=1000)) if problem else (result, None)
 
 
@@ -274,7 +290,7 @@ def native_follow_up(
     ]
     if turn.final_call is not None:
         results.append(_rejected(turn.final_call.id, turn.problem))
-    answered = {result.toolUseId for result in results}
+    answered = {result.tool_use_id for result in results}
     # A second final_response in one turn is not run; it still needs its result.
     results += [
         _rejected(u.id, "only one final answer counts")
@@ -307,7 +323,7 @@ async def run_agent_loop(
     tools: Sequence[Callable[..., Any]],
     result_type: type[T],
     max_iterations: int | None,
-    check: Callable[[T], str | None] | None,
+    check: Check[T] | None,
     system: str | None,
     temperature: float | None,
     max_tokens: int | None,
@@ -325,6 +341,7 @@ async def run_agent_loop(
     conversation = [user_message(task.text)]
     tool_calls = 0
     rejected_answers = 0
+    succeeded: list[Call] = []
     for iteration in range(1, limit + 1):
         reply = await llm.sample(
             conversation,
@@ -341,7 +358,7 @@ async def run_agent_loop(
             else read_emulated_turn(text_in(blocks), f"call-{iteration}")
         )
         if turn.has_answer:
-            result, turn.problem = accept(spec, turn.answer, check)
+            result, turn.problem = accept(spec, turn.answer, check, succeeded)
             if turn.problem is None:
                 return AgentResult(result, iteration, tool_calls)
             rejected_answers += 1
@@ -357,7 +374,9 @@ async def run_agent_loop(
                 f"The agent asked for more than {settings.max_tool_calls} "
                 "tool calls (MCP_SAMPLING_MAX_TOOL_CALLS) without finishing."
             )
-        outcomes = await toolbox.run(turn.calls)
+        # Run once per tool call: on the modern era later runs reuse the outcomes.
+        outcomes = await llm.step("agent tools", toolbox.run, turn.calls)
+        succeeded += [outcome.call for outcome in outcomes if not outcome.is_error]
         conversation += (
             native_follow_up(blocks, turn, outcomes)
             if native

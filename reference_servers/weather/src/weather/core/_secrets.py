@@ -49,6 +49,23 @@ def redact_any(value: Any) -> Any:
     return value
 
 
+def _for_sessions(logger: str) -> Any:
+    """What a record's text goes through: redaction, and session ids shortened."""
+    if logger.startswith(_SESSION_LOGGERS):
+        return lambda text: _SESSION_ID.sub(r"\1…", redact(text))
+    return redact
+
+
+def _clean_argument(argument: Any, clean: Any) -> Any:
+    if isinstance(argument, str):
+        return clean(argument)
+    if isinstance(argument, int | float | bool) or argument is None:
+        return argument
+    text = str(argument)
+    cleaned = clean(text)
+    return argument if cleaned == text else cleaned
+
+
 def redact_logs() -> None:
     """Make every log record redacted as it is created (once per process)."""
     create = logging.getLogRecordFactory()
@@ -57,13 +74,14 @@ def redact_logs() -> None:
 
     def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = create(*args, **kwargs)
-        try:
-            message = redact(record.getMessage())
-        except (TypeError, ValueError):  # arguments that do not fit: log them raw
-            message = redact(f"{record.msg} {record.args}")
-        if record.name.startswith(_SESSION_LOGGERS):
-            message = _SESSION_ID.sub(r"\1…", message)
-        record.msg, record.args = message, None
+        clean = _for_sessions(record.name)
+        if isinstance(record.msg, str):
+            record.msg = clean(record.msg)
+        # Argument by argument: formatters (uvicorn's) unpack them.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean_argument(arg, clean) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _clean_argument(v, clean) for k, v in record.args.items()}
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact(
                 logging.Formatter().formatException(record.exc_info)

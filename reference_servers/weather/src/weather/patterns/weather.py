@@ -159,9 +159,10 @@ def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None
         name, qualifier = parse_city(city)
         llm = LLM(ctx, gateway)
         api = OpenMeteo(settings)
-        location = await api.locate(name, qualifier)
+        # Read once per call: a modern call's later rounds reuse what was read.
+        location = await llm.step("geocode", api.locate, name, qualifier)
         await llm.report_progress(1, 3, f"found {location.name}, {location.country}")
-        conditions = await api.conditions(location, units)
+        conditions = await llm.step("forecast", api.conditions, location, units)
         await llm.report_progress(2, 3, "fetched the forecast")
         facts = json.dumps(
             {"location": location.model_dump(), "conditions": conditions.model_dump()},

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import stat
 import string
 import sys
-import uuid
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -274,7 +272,7 @@ class Debate:
         winners = [name for name, count in tally.items() if count == top and top > 0]
         synthesis = await self._synthesis(topic, opinions, tally, winners)
         return DebateResult(
-            id=uuid.uuid4().hex[:12],
+            id=self._llm.new_id(),
             topic=topic,
             opinions=[Opinion(member=n, text=t) for n, t in opinions.items()],
             votes=votes,
@@ -285,7 +283,9 @@ class Debate:
             absentees=absentees,
             abstentions=[n for n in opinions if n not in voters],
             failures=self._failures_in_order(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.fromtimestamp(self._llm.now(), timezone.utc).isoformat(
+                timespec="seconds"
+            ),
         )
 
     def _failures_in_order(self) -> dict[str, str]:
@@ -320,12 +320,20 @@ class Debate:
 
     async def _votes(self, topic: str, opinions: dict[str, str]) -> list[Vote]:
         votes: dict[str, Vote] = {}
-        shuffle = random.SystemRandom().shuffle
+        # Each voter's ballot, shuffled here, in the council's order: the same draws
+        # on every run of the call (see LLM.random).
+        ballots = {
+            voter.name: self._llm.random.sample(
+                [name for name in opinions if name != voter.name], len(opinions) - 1
+            )
+            for voter in self._members
+            if voter.name in opinions
+        }
 
         async def ask(voter: Persona) -> None:
-            others = [name for name in opinions if name != voter.name]
-            shuffle(others)
-            labels = dict(zip(string.ascii_uppercase, others, strict=False))
+            labels = dict(
+                zip(string.ascii_uppercase, ballots[voter.name], strict=False)
+            )
             ballot = create_model(
                 "Ballot",
                 option=(Literal[tuple(labels)], Field(description="Label you choose.")),

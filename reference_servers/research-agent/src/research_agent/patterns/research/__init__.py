@@ -20,7 +20,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ...core import LLM, GatewaySettings, Prompt
+from ...core import LLM, Call, GatewaySettings, Prompt
 from .corpus import Corpus, SourceNotFoundError
 
 SYSTEM = (
@@ -108,13 +108,13 @@ def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None
                 f"{MAX_QUESTION_CHARS:,}."
             )
         await _refresh(corpus)
-        session = ResearchSession(corpus)
+        tools = ResearchTools(corpus)
         done = await LLM(ctx, gateway).run_agent(
             Prompt("Research the question.", question=question),
-            tools=[session.search, session.read],
+            tools=[tools.search, tools.read],
             result_type=Report,
             max_iterations=max_iterations,
-            check=session.check_citations,
+            check=check_citations,
             system=SYSTEM,
             temperature=0.2,
             max_tokens=2000,
@@ -149,12 +149,11 @@ async def _refresh(corpus: Corpus) -> None:
         ) from None
 
 
-class ResearchSession:
-    """The model's tools for one research run, and what it has read in it."""
+class ResearchTools:
+    """The model's tools for a research run, over the corpus."""
 
     def __init__(self, corpus: Corpus) -> None:
         self._corpus = corpus
-        self.read_ids: set[str] = set()
 
     def search(
         self,
@@ -173,16 +172,20 @@ class ResearchSession:
             document = self._corpus.read(source_id)
         except SourceNotFoundError as error:
             raise ToolError(f"{error}; use an id from search results") from None
-        self.read_ids.add(source_id)
         return f"# {document.source.title}\n\n{document.text}"
 
-    def check_citations(self, report: Report) -> str | None:
-        cited = {i for finding in report.findings for i in finding.source_ids}
-        unread = sorted(cited - self.read_ids)
-        if not unread:
-            return None
-        read = ", ".join(sorted(self.read_ids)) or "none yet"
-        return (
-            f"it cites sources you did not read in this run: {', '.join(unread)}. "
-            f"Read them first, or cite only sources you read ({read})"
-        )
+
+def check_citations(report: Report, calls: list[Call]) -> str | None:
+    """Every cited source must be one read (successfully) in this run."""
+    read_ids = {
+        call.arguments.get("source_id") for call in calls if call.name == "read"
+    }
+    cited = {i for finding in report.findings for i in finding.source_ids}
+    unread = sorted(cited - read_ids)
+    if not unread:
+        return None
+    read = ", ".join(sorted(str(i) for i in read_ids)) or "none yet"
+    return (
+        f"it cites sources you did not read in this run: {', '.join(unread)}. "
+        f"Read them first, or cite only sources you read ({read})"
+    )

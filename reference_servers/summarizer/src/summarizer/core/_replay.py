@@ -1,0 +1,314 @@
+"""The modern era (MCP 2026-07-28): sampling by MRTR, through deterministic replay.
+
+A modern client cannot be sent requests while a tool call is open. Instead the tool
+call returns an `InputRequiredResult` with the sampling requests it needs; the client
+answers them and calls the tool again with the answers and the `requestState` it was
+given. The tool's code stays as it is written for the legacy era: `ReplayMiddleware`
+re-runs it from the top on every round, and the gateway makes each run the same run.
+
+- Every sampling request has a key made from its content (and how many identical
+  requests came before it). Answered keys come back at once from the journal, which
+  travels in `requestState` (sealed by the SDK: `MCP_REQUEST_STATE_KEY`).
+- An unanswered request parks its task. When every task of the tool waits — parked,
+  or past the `MCP_SAMPLING_MAX_CONCURRENCY` requests one round may carry — the round
+  ends, and one `InputRequiredResult` carries every parked request.
+- What would differ between runs comes from the round: nonces, a seeded `random`, a
+  frozen clock and ids come from a seed kept in the state; side effects run once, in
+  `step`, and their results travel in the state too. Progress already reported is
+  not reported again.
+- A run that asks for something the journal cannot explain — a request instead of
+  one answered before — ends the tool call at once with an error naming the request:
+  the tool is not deterministic. Never a misapplied answer, never a spin to the cap.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+from mcp.types import (
+    CallToolRequestParams,
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    CreateMessageResultWithTools,
+    InputRequiredResult,
+)
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter
+
+from ._messages import Reply, quoted
+from ._settings import GatewaySettings
+
+T = TypeVar("T")
+STATE_VERSION = 1
+
+_current: contextvars.ContextVar[Round | None] = contextvars.ContextVar(
+    "replay_round", default=None
+)
+
+
+def current_round() -> Round | None:
+    """The round of the modern tool call running here, or None (legacy era)."""
+    return _current.get()
+
+
+def is_modern(protocol_version: str | None) -> bool:
+    return protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+class _Divergence(Exception):
+    """The run asked for something its journal cannot explain."""
+
+
+class Round:
+    """One `tools/call` of a modern tool call: the journal so far, and what parks."""
+
+    def __init__(
+        self, state: dict[str, Any], answers: dict[str, Any], settings: GatewaySettings
+    ) -> None:
+        self.seed = base64.b64decode(state["seed"])
+        self.clock: float = state["clock"]
+        self.rounds: int = state["rounds"] + 1
+        self.progress_sent: int = state["progress"]
+        self.journal: dict[str, Any] = state["journal"]
+        self.asked_at: float = state["asked_at"]
+        asked = set(state["asked"])
+        for key, reply in answers.items():
+            if key in asked:  # only what the last round asked for
+                self.journal[key] = reply.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+        self.random = random.Random(self.seed)
+        self._settings = settings
+        self._used: set[str] = set()
+        self._occurrences: Counter[str] = Counter()
+        self._ids = 0
+        self.progress = 0
+        self.parked: dict[str, CreateMessageRequest] = {}
+        self._runnable = 1  # the tool body itself
+        self.all_waiting = anyio.Event()
+
+    @classmethod
+    def first(cls, settings: GatewaySettings) -> Round:
+        state = {
+            "seed": base64.b64encode(secrets.token_bytes(16)).decode(),
+            "clock": time.time(),
+            "rounds": 0,
+            "progress": 0,
+            "journal": {},
+            "asked": [],
+            "asked_at": time.time(),
+        }
+        return cls(state, {}, settings)
+
+    @classmethod
+    def resumed(
+        cls,
+        sealed: str | None,
+        answers: dict[str, Any] | None,
+        settings: GatewaySettings,
+    ) -> Round:
+        if not sealed:
+            return cls.first(settings)
+        state = json.loads(sealed)
+        if state.get("v") != STATE_VERSION:
+            raise ToolError(
+                "This tool call's requestState comes from another version of the "
+                "server; call the tool again from the start."
+            )
+        late = time.time() - state["asked_at"]
+        if late > settings.timeout:
+            raise ToolError(
+                f"The client's LLM did not answer within {settings.timeout:g} s "
+                f"(MCP_SAMPLING_TIMEOUT): its answers came {late:.1f} s after the "
+                "requests; call the tool again."
+            )
+        return cls(state, answers or {}, settings)
+
+    # What would differ between runs, made the same.
+
+    def key(self, kind: str, content: object) -> str:
+        """The key of a request or a step: its content, and how many came before."""
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(f"{kind}:{canonical}".encode()).hexdigest()[:24]
+        self._occurrences[digest] += 1
+        return f"{kind}-{digest}-{self._occurrences[digest]}"
+
+    def nonce(self, key: str) -> str:
+        """The request's nonce: unguessable without the seed, the same on every run."""
+        return hmac.new(self.seed, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return hmac.new(self.seed, f"id-{self._ids}".encode(), "sha256").hexdigest()[
+            :12
+        ]
+
+    # Requests and steps.
+
+    def answered(self, key: str, result_type: type[Reply]) -> Reply | None:
+        if key not in self.journal:
+            return None
+        self._used.add(key)
+        return result_type.model_validate(self.journal[key])
+
+    async def park(self, key: str, params: CreateMessageRequestParams) -> Reply:
+        """Wait for the answer, which only the next round brings: end this task."""
+        if len(self.parked) < self._settings.max_concurrency:
+            self.parked[key] = CreateMessageRequest(params=params)
+        await self._wait()
+        raise AssertionError("a parked request never resumes")  # pragma: no cover
+
+    async def step(
+        self, name: str, function: Callable[..., Awaitable[T]], args: tuple, kind: Any
+    ) -> T:
+        key = self.key("step", [name, repr(args)])
+        adapter = TypeAdapter(kind)
+        if key in self.journal:
+            self._used.add(key)
+            return adapter.validate_python(self.journal[key])
+        value = await function(*args)
+        self.journal[key] = adapter.dump_python(value, mode="json")
+        self._used.add(key)
+        return value
+
+    # Which tasks still run: `LLM.map` lends its slot to its children.
+
+    def spawn(self, children: int) -> None:
+        self._runnable += children - 1
+
+    def child_done(self, last: bool) -> None:
+        if not last:  # the last child hands the slot back to the caller
+            self._leave()
+
+    async def _wait(self) -> None:
+        self._leave()
+        await anyio.sleep_forever()
+
+    def _leave(self) -> None:
+        self._runnable -= 1
+        if self._runnable <= 0:
+            self.all_waiting.set()
+
+    # The end of the round.
+
+    def check_replayed(self) -> None:
+        """Raise `_Divergence` unless this run asked again for all it asked before."""
+        forgotten = [key for key in self.journal if key not in self._used]
+        if forgotten:
+            raise _Divergence(forgotten)
+
+    def state(self) -> str:
+        state = json.dumps(
+            {
+                "v": STATE_VERSION,
+                "seed": base64.b64encode(self.seed).decode(),
+                "clock": self.clock,
+                "rounds": self.rounds,
+                "progress": max(self.progress, self.progress_sent),
+                "journal": self.journal,
+                "asked": list(self.parked),
+                "asked_at": time.time(),
+            },
+            separators=(",", ":"),
+        )
+        if len(state) > self._settings.max_state_bytes:
+            raise ToolError(
+                f"This tool call's state grew to {len(state):,} bytes, more than "
+                f"{self._settings.max_state_bytes:,} (MCP_SAMPLING_MAX_STATE_BYTES)."
+            )
+        return state
+
+
+RESULT_TYPES: dict[bool, type[Reply]] = {
+    False: CreateMessageResult,
+    True: CreateMessageResultWithTools,
+}
+
+
+class ReplayMiddleware(Middleware):
+    """Runs a modern tool call round by round (see the module's docstring)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._settings = settings
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[CallToolRequestParams],
+        call_next: CallNext[CallToolRequestParams, ToolResult],
+    ) -> ToolResult | InputRequiredResult:
+        ctx = context.fastmcp_context
+        request = ctx.request_context if ctx is not None else None
+        if request is None or not is_modern(request.protocol_version):
+            return await call_next(context)
+        round_ = Round.resumed(ctx.request_state, ctx.input_responses, self._settings)
+        if round_.rounds > self._settings.max_rounds:
+            raise ToolError(
+                f"{context.message.name} did not finish within "
+                f"{self._settings.max_rounds} rounds (MCP_SAMPLING_MAX_ROUNDS)."
+            )
+        outcome: list[ToolResult] = []
+        failure: list[Exception] = []
+        token = _current.set(round_)
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def run() -> None:
+                    try:
+                        outcome.append(await call_next(context))
+                    except Exception as error:  # noqa: BLE001 - raised below, as itself
+                        failure.append(error)
+                    group.cancel_scope.cancel()
+
+                async def end_when_all_wait() -> None:
+                    await round_.all_waiting.wait()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(run)
+                group.start_soon(end_when_all_wait)
+        finally:
+            _current.reset(token)
+        if failure:
+            raise failure[0]
+        try:
+            round_.check_replayed()
+        except _Divergence:
+            raise ToolError(_not_deterministic(context.message.name, round_)) from None
+        if outcome:
+            return outcome[0]
+        return InputRequiredResult(
+            input_requests=round_.parked, request_state=round_.state()
+        )
+
+
+def _not_deterministic(tool: str, round_: Round) -> str:
+    asked = next(iter(round_.parked.values()), None)
+    what = _describe(asked.params) if asked else "nothing new"
+    return (
+        f"{tool} is not deterministic: on replay it asked for {what}, which no earlier "
+        "round asked for, and did not ask again for what was answered. Draw "
+        "randomness from llm.random, the time from llm.now(), ids from llm.new_id(), "
+        "and read the outside world through llm.step(...)."
+    )
+
+
+def _describe(params: CreateMessageRequestParams) -> str:
+    """A request, as a person finds it in their code: the words of its last message."""
+    last = params.messages[-1].content_as_list if params.messages else []
+    lines = "\n".join(getattr(block, "text", "") for block in last).splitlines()
+    words = " ".join(line for line in lines if line and not line.startswith("<<<"))
+    return f"a sampling request saying {quoted(words, 120)!r}"
