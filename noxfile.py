@@ -208,7 +208,7 @@ def bench(session: nox.Session) -> None:
     """Print benchmark figures: council concurrency, summarizer, gateway overhead,
     and the bounds against hostile models and clients."""
     session.install(
-        "-e", "reference_servers/council", "-e", "reference_servers/summarizer"
+        "-e", "reference_servers/council", "-e", "reference_servers/summarizer", "httpx"
     )
     session.run("python", "tests/benchmarks.py", env=NO_BYTECODE)
 

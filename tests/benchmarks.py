@@ -28,6 +28,7 @@ from pathlib import Path
 from fastmcp import Client
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.types import SamplingCapability, SamplingToolsCapability
 from summarizer.core.testing import final_answer, sampling_callback
 
 LATENCY = 0.1
@@ -65,6 +66,27 @@ async def council_seconds(max_concurrency: int) -> tuple[float, int]:
         return time.perf_counter() - start, llm.calls
 
 
+async def modern_seconds(server_name: str, tool: str, arguments: dict) -> tuple:
+    """The same tool call on the modern era: the client's LLM (SlowLLM) answers each
+    round's requests concurrently. Wall time, requests, and the rounds with each
+    round's requests and requestState size."""
+    module = __import__(f"{server_name}.server", fromlist=["create_server"])
+    testing = __import__(f"{server_name}.core.testing", fromlist=["Rounds"])
+    server = module.create_server()
+    rounds = testing.Rounds.watching(server)
+    llm = SlowLLM()
+    async with Client(
+        server,
+        mode="2026-07-28",
+        sampling_handler=llm,
+        sampling_capabilities=SamplingCapability(tools=SamplingToolsCapability()),
+        input_required_max_rounds=50,
+    ) as client:
+        start = time.perf_counter()
+        await client.call_tool(tool, arguments)
+        return time.perf_counter() - start, llm.calls, rounds.asked, rounds.states
+
+
 async def summarizer_seconds(text: str) -> tuple[float, int, int]:
     from summarizer.core import GatewaySettings
     from summarizer.patterns.summarizer import Settings, split_into_chunks
@@ -89,15 +111,20 @@ async def summarizer_seconds(text: str) -> tuple[float, int, int]:
 OVERHEAD_SERVER = textwrap.dedent(
     """
     from fastmcp import Context
+    from mcp.types import SamplingMessage, TextContent
     from summarizer.core import LLM, GatewaySettings, Prompt
     from summarizer.server import create_server
 
     gateway = GatewaySettings()
     mcp = create_server(gateway)
+    HI = [SamplingMessage(role="user", content=TextContent(type="text", text="Hi."))]
 
     @mcp.tool
     async def bare(ctx: Context) -> str:
-        return (await ctx.sample("Say hi.", max_tokens=16)).text
+        reply = await ctx.session.create_message(
+            HI, max_tokens=16, related_request_id=ctx.request_id
+        )
+        return reply.content.text
 
     @mcp.tool
     async def gateway_call(ctx: Context) -> str:
@@ -262,6 +289,15 @@ async def main() -> None:
     )
     summary_seconds, summary_calls, waves = await summarizer_seconds(text)
     bare, gateway = await overhead_medians()
+    (
+        council_modern,
+        council_calls,
+        council_rounds,
+        council_states,
+    ) = await modern_seconds("council", "council_debate", {"topic": "Four-day week?"})
+    summary_modern, summary_modern_calls, summary_rounds, _ = await modern_seconds(
+        "summarizer", "summarize", {"text": text}
+    )
     shrink_calls, shrink_seconds, shrink_size = await shrinking_by_40_characters()
     (
         opinion_calls,
@@ -282,7 +318,20 @@ async def main() -> None:
         ("summarizer: calls", f"{summary_calls}"),
         ("summarizer: wall", f"{summary_seconds:.2f} s"),
         ("summarizer: waves x L", f"{waves * LATENCY:.2f} s ({waves} waves)"),
-        ("stdio: median tool call, bare ctx.sample", f"{bare * 1000:.2f} ms"),
+        ("modern: council wall", f"{council_modern:.2f} s ({council_calls} calls)"),
+        ("modern: council wall / 3L floor", f"{council_modern / (3 * LATENCY):.2f}"),
+        ("modern: council tools/call", f"{len(council_rounds)}"),
+        ("modern: council requests per round", " · ".join(map(str, council_rounds))),
+        (
+            "modern: council requestState per round",
+            " · ".join(f"{n / 1000:.1f} kB" for n in council_states),
+        ),
+        (
+            "modern: summarizer 1 MB wall",
+            f"{summary_modern:.2f} s ({summary_modern_calls} calls)",
+        ),
+        ("modern: summarizer 1 MB tools/call", f"{len(summary_rounds)}"),
+        ("stdio: median tool call, bare create_message", f"{bare * 1000:.2f} ms"),
         ("stdio: median tool call, gateway", f"{gateway * 1000:.2f} ms"),
         ("gateway overhead per call", f"{(gateway - bare) * 1000:+.2f} ms"),
         (
