@@ -172,6 +172,27 @@ def interop(session: nox.Session) -> None:
     )
 
 
+@nox.session
+@timed
+def scale(session: nox.Session) -> None:
+    """The council reference server as three replicas sharing PostgreSQL behind HAProxy
+    with its deploy/haproxy.cfg: its own `nox -s scale` suite.
+
+    Needs PostgreSQL and HAProxy (Debian's packages; `.ci/run` installs them).
+    """
+    council = ROOT / "reference_servers" / "council"
+    session.install(
+        "-e", f"{council}[postgres]", "--group", f"{council / 'pyproject.toml'}:test"
+    )
+    with session.chdir(council):
+        session.run(
+            *PYTEST,
+            "tests/patterns/test_council_replicas.py",
+            *session.posargs,
+            env={**NO_BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
+        )
+
+
 @nox.session(default=False)
 @timed
 def regenerate(session: nox.Session) -> None:

@@ -63,6 +63,9 @@ def test_a_project_with_every_pattern_and_a_long_name_passes_on_its_minimum_pyth
     )
 
     assert_fully_rendered(project)
+    # The configuration the README shows is the one the replica suite runs.
+    haproxy = (project / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert f"```\n{haproxy}```" in (project / "README.md").read_text(encoding="utf-8")
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["examples"] == examples, "copier update needs them"
     assert_passes_its_own_checks(project, python=find_python(python_min))

@@ -28,5 +28,21 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", "auto", *session.posargs)
 
 
+@nox.session(default=False)
+def scale(session: nox.Session) -> None:
+    """Three replicas sharing PostgreSQL behind HAProxy, with deploy/haproxy.cfg.
+
+    Needs PostgreSQL and HAProxy installed (Debian: `apt-get install postgresql
+    haproxy`); the default `tests` run the same suite on one replica with SQLite.
+    """
+    session.install("-e", ".[postgres]", "--group", "test")
+    session.run(
+        "pytest",
+        "tests/patterns/test_council_replicas.py",
+        *session.posargs,
+        env={"COUNCIL_TEST_DEPLOYMENT": "replicas"},
+    )
+
+
 if __name__ == "__main__":
     nox.main()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from conftest import (
     CLIENT_SIDE_FAILURES,
@@ -15,6 +17,8 @@ from conftest import (
     PROFILES,
     Connect,
     LLMFailure,
+    free_port,
+    serving_http,
     stdio_session,
 )
 from fastmcp import Client
@@ -36,6 +40,7 @@ from council.patterns.council import (
     SHIPPED_PERSONAS,
     load_personas,
 )
+from council.patterns.council import Settings as CouncilSettings
 from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
@@ -98,7 +103,7 @@ class Council:
 @pytest.fixture(autouse=True)
 def council_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "council.db"
-    monkeypatch.setenv("COUNCIL_DB_PATH", str(path))
+    monkeypatch.setenv("COUNCIL_DB_URL", f"sqlite:///{path}")
     return path
 
 
@@ -363,6 +368,71 @@ async def test_resources_list_members_and_stored_debates(
         }
     ]
     assert record == result.structured_content
+
+
+async def test_twenty_debates_at_once_are_all_kept(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    scripted_llm.expect(*[answer(Council())] * 19 * 20)
+    async with connect("none", server_llm=True) as client:
+        results = await asyncio.gather(
+            *[
+                client.call_tool("council_debate", {"topic": f"{TOPIC} ({n})"})
+                for n in range(20)
+            ]
+        )
+        listing = json.loads((await client.read_resource("council://debates"))[0].text)
+    assert sorted(d["id"] for d in listing) == sorted(
+        r.structured_content["id"] for r in results
+    )
+
+
+def test_the_older_database_setting_still_works_but_not_beside_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COUNCIL_DB_URL")
+    monkeypatch.setenv("COUNCIL_DB_PATH", str(tmp_path / "old.db"))
+    assert CouncilSettings().database("x") == f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("COUNCIL_DB_URL", "sqlite:////tmp/new.db")
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    assert main([]) == 2
+    assert (
+        "COUNCIL_DB_PATH is the older form of COUNCIL_DB_URL" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://db/council", "must start with sqlite:/// or postgresql://"),
+        ("sqlite://relative.db", "give an absolute path"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("COUNCIL_DB_URL", url)
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    assert main([]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.process
+def test_a_replica_whose_database_is_down_is_not_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COUNCIL_DB_URL", f"postgresql://x@127.0.0.1:{free_port()}/x")
+    with serving_http() as url:
+        ready = httpx.get(url.replace("/mcp", "/ready"))
+        health = httpx.get(url.replace("/mcp", "/health"))
+    assert health.status_code == 200
+    assert ready.status_code == 503
+    assert (
+        "PostgreSQL cannot be reached" in ready.json()["problems"]["council database"]
+    )
 
 
 @pytest.mark.process

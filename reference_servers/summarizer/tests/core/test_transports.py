@@ -113,6 +113,20 @@ def test_allowed_hosts_extend_loopback(
         assert initialize(url, Host="example.test").status_code == 421
 
 
+def test_health_and_readiness_answer_without_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MCP_HTTP_TOKEN", "s3cret-token-for-tests")
+    with serving_http() as url:
+        base = url.removesuffix("/mcp")
+        health = httpx.get(f"{base}/health")
+        ready = httpx.get(f"{base}/ready")
+        assert initialize(url).status_code == 401  # the MCP endpoint still needs it
+    assert (health.status_code, health.json()) == (200, {"healthy": True})
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+
+
 @pytest.mark.parametrize("runner", RUNNERS)
 async def test_with_a_token_every_request_must_carry_it(
     monkeypatch: pytest.MonkeyPatch, runner: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -17,10 +18,12 @@ from fastmcp.tools.base import ToolResult
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.middleware import Middleware as ASGIMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from ._http import SessionBounds, SharedToken, StrictHost
 from ._replay import ReplayMiddleware
-from ._secrets import keep_secret, redact_logs
+from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
 
 
@@ -37,6 +40,9 @@ class SamplingServer(FastMCP):
       sessions, and no start beyond loopback without them (see `_http.py`).
     - Every tool call ends by `MCP_TOOL_DEADLINE`, with what it has in flight
       cancelled.
+    - Over HTTP, `GET /health` (the process answers) and `GET /ready` (every check a
+      pattern added with `add_readiness_check` passes), without the bearer token: for
+      a load balancer's health checks.
     - `serverInfo.version` is the project's version, not FastMCP's.
     - `fastmcp run` does not advertise FastMCP updates: a new major version could
       change what the server is written for.
@@ -78,8 +84,26 @@ class SamplingServer(FastMCP):
         self._http = http
         self.server_llm = server_llm
         """The server-side LLM, or None (see `MCP_SAMPLING_PROVIDER`)."""
+        self._readiness: dict[str, Check] = {}
         if http.http_token is not None:
             self.auth = SharedToken(http.http_token.get_secret_value())
+        self.custom_route("/health", methods=["GET"])(_healthy)
+        self.custom_route("/ready", methods=["GET"])(self._ready)
+
+    def add_readiness_check(self, name: str, check: Check) -> None:
+        """`GET /ready` answers 503 while `await check()` raises (an `OSError`, a
+        `ValueError`): the replica should get no traffic until it passes."""
+        self._readiness[name] = check
+
+    async def _ready(self, _request: Request) -> JSONResponse:
+        problems = {
+            name: problem
+            for name, check in self._readiness.items()
+            if (problem := await _problem_of(check))
+        }
+        if problems:
+            return JSONResponse({"ready": False, "problems": problems}, status_code=503)
+        return JSONResponse({"ready": True, "checks": sorted(self._readiness)})
 
     def http_app(self, *args: Any, **kwargs: Any) -> Any:
         # Whatever the caller asked for: FastMCP's default lets a foreign Host reach
@@ -104,6 +128,23 @@ class SamplingServer(FastMCP):
         if problem := self._http.open_server_problem(host):
             raise ConfigurationError(problem)
         await super().run_http_async(*args, **kwargs)
+
+
+Check = Callable[[], Awaitable[None]]
+
+
+async def _problem_of(check: Check) -> str | None:
+    """What keeps a readiness check from passing (in 5 s), or None."""
+    try:
+        with anyio.fail_after(5):
+            await check()
+    except (OSError, ValueError, TimeoutError) as error:
+        return redact(str(error) or type(error).__name__)
+    return None
+
+
+async def _healthy(_request: Request) -> JSONResponse:
+    return JSONResponse({"healthy": True})
 
 
 class ToolDeadline(Middleware):

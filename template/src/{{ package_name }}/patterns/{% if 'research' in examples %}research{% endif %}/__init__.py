@@ -14,13 +14,13 @@ from typing import Annotated
 
 import anyio.to_thread
 import platformdirs
-from fastmcp import Context, FastMCP
+from fastmcp import Context
 from fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ...core import LLM, Call, GatewaySettings, Prompt
+from ...core import LLM, Call, GatewaySettings, Prompt, SamplingServer
 from .corpus import Corpus, SourceNotFoundError
 
 SYSTEM = (
@@ -84,12 +84,17 @@ class ResearchReport(BaseModel):
     tool_calls: int
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
+def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) -> None:
     corpus = Corpus(
         settings.corpus_dir or SHIPPED_CORPUS,
         cache_dir=settings.cache_dir
         or Path(platformdirs.user_cache_dir(__package__.split(".")[0])),
     )
+
+    async def corpus_indexed() -> None:
+        await anyio.to_thread.run_sync(corpus.refresh)
+
+    mcp.add_readiness_check("research corpus", corpus_indexed)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
     async def research(

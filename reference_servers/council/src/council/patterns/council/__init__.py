@@ -5,31 +5,31 @@ One tool call runs a whole debate in three dependent rounds: every member's opin
 voter sees only the *other* members' opinions, anonymised as option labels and shuffled
 for each voter, so a self-vote is impossible by construction and position bias is
 spread. A member whose opinion fails is absent; one whose vote fails abstains; the
-debate fails only when fewer than a quorum gave opinions. Debates are kept in SQLite.
+debate fails only when fewer than a quorum gave opinions. Debates are kept in SQLite,
+or in PostgreSQL to share them between replicas (`store.py`, `COUNCIL_DB_URL`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 import string
 import sys
-from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio.to_thread
 import platformdirs
-from fastmcp import Context, FastMCP
+from fastmcp import Context
 from fastmcp.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ...core import LLM, GatewaySettings, LLMError, Prompt
+from ...core import LLM, GatewaySettings, LLMError, Prompt, SamplingServer
+from .store import open_store
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,10 +49,15 @@ class Settings(BaseSettings):
         description="TOML file of the council's members; by default the nine shipped "
         "with the server.",
     )
+    db_url: str | None = Field(
+        None,
+        description="Where debates are kept: `sqlite:///PATH`, or `postgresql://...` "
+        "to share them between replicas; by default an SQLite file in the user's data "
+        "directory.",
+    )
     db_path: Path | None = Field(
         None,
-        description="SQLite file the debates are kept in; by default in the user's "
-        "data directory.",
+        description="The older form of `COUNCIL_DB_URL=sqlite:///PATH`, still honoured.",
     )
     quorum: int = Field(
         5, ge=2, description="Fewest opinions a debate needs to go ahead."
@@ -60,6 +65,23 @@ class Settings(BaseSettings):
     max_topic_chars: int = Field(
         4000, ge=1, description="Longest topic accepted, in characters."
     )
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        if self.db_url and self.db_path:
+            raise PydanticCustomError(
+                "configuration",
+                "COUNCIL_DB_PATH is the older form of COUNCIL_DB_URL: set only "
+                f"COUNCIL_DB_URL (sqlite:///{self.db_path.absolute()} for that file).",
+            )
+        return self
+
+    def database(self, package: str) -> str:
+        """The database URL: COUNCIL_DB_URL, COUNCIL_DB_PATH, or the default file."""
+        if self.db_url:
+            return self.db_url
+        path = self.db_path or Path(platformdirs.user_data_dir(package)) / "council.db"
+        return f"sqlite:///{path.absolute()}"
 
 
 class Persona(BaseModel):
@@ -147,12 +169,10 @@ def _read_regular_file(path: Path, limit: int) -> str:
         return file.read(limit + 1)[:limit].decode("utf-8")
 
 
-def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
+def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) -> None:
     personas = load_personas(settings.personas_file or SHIPPED_PERSONAS)
-    store = DebateStore(
-        settings.db_path
-        or Path(platformdirs.user_data_dir(__package__.split(".")[0])) / "council.db"
-    )
+    store = open_store(settings.database(__package__.split(".")[0]))
+    mcp.add_readiness_check("council database", store.check)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False))
     async def council_debate(
@@ -167,7 +187,7 @@ def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None
         seated = _seat(personas, members, settings, topic)
         debate = Debate(LLM(ctx, gateway), seated, settings.quorum)
         result = await debate.run(topic)
-        await anyio.to_thread.run_sync(store.save, result)
+        await store.save(result.id, result.created_at, result.model_dump_json())
         return result
 
     @mcp.resource("council://members", mime_type="application/json")
@@ -176,17 +196,17 @@ def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None
         return json.dumps([p.model_dump() for p in personas], indent=2)
 
     @mcp.resource("council://debates", mime_type="application/json")
-    def council_debates() -> str:
+    async def council_debates() -> str:
         """Every stored debate, newest first: id, topic, winners, time."""
-        return json.dumps(store.summaries(), indent=2)
+        return json.dumps(await store.summaries(), indent=2)
 
     @mcp.resource("council://debates/{debate_id}", mime_type="application/json")
-    def council_debate_record(debate_id: str) -> str:
+    async def council_debate_record(debate_id: str) -> str:
         """One stored debate in full."""
-        result = store.get(debate_id)
-        if result is None:
+        record = await store.get(debate_id)
+        if record is None:
             raise ResourceError(f"there is no debate {debate_id!r}")
-        return result.model_dump_json(indent=2)
+        return DebateResult.model_validate_json(record).model_dump_json(indent=2)
 
     @mcp.prompt
     def decide(question: str, options: str) -> str:
@@ -401,43 +421,3 @@ class Debate:
     async def _progress(self, message: str) -> None:
         self._done += 1
         await self._llm.report_progress(self._done, self._total, message)
-
-
-class DebateStore:
-    """Debates in an SQLite file, as JSON records."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path)
-        db.execute(
-            "create table if not exists debates "
-            "(id text primary key, created_at text, record text)"
-        )
-        return db
-
-    def save(self, result: DebateResult) -> None:
-        with closing(self._connect()) as db, db:
-            db.execute(
-                "insert into debates values (?, ?, ?)",
-                (result.id, result.created_at, result.model_dump_json()),
-            )
-
-    def get(self, debate_id: str) -> DebateResult | None:
-        with closing(self._connect()) as db:
-            row = db.execute(
-                "select record from debates where id = ?", (debate_id,)
-            ).fetchone()
-        return DebateResult.model_validate_json(row[0]) if row else None
-
-    def summaries(self) -> list[dict[str, object]]:
-        with closing(self._connect()) as db:
-            rows = db.execute(
-                "select record from debates order by created_at desc, rowid desc"
-            ).fetchall()
-        return [
-            {k: r[k] for k in ("id", "topic", "winners", "created_at")}
-            for r in (json.loads(row[0]) for row in rows)
-        ]

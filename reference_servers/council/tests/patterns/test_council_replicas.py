@@ -1,0 +1,193 @@
+"""Many clients at once on a deployment: one replica on SQLite (by default), or three
+replicas sharing PostgreSQL behind HAProxy (`nox -s scale`, which sets
+COUNCIL_TEST_DEPLOYMENT=replicas).
+
+Every client's LLM signs its answers: a debate holding another client's signature, or
+a request about another client's topic, is a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+from conftest import ERAS, PROFILES
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from mcp.shared.exceptions import MCPError
+from replicas import Deployment, deployment
+
+from council.core.testing import (
+    final_answer,
+    prompt_text,
+)
+
+DEPLOYMENT = os.environ.get("COUNCIL_TEST_DEPLOYMENT", "single")
+CLIENTS = 20
+
+pytestmark = pytest.mark.process
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with deployment(DEPLOYMENT, tmp_path_factory.mktemp("deployment")) as running:
+        yield running
+
+
+class SignedLLM:
+    """A client's LLM: every answer signed with the client's name; it remembers
+    whether it was ever asked about another client's topic."""
+
+    def __init__(self, name: str, delay: float = 0.0) -> None:
+        self.name = name
+        self.delay = delay
+        self.requests = 0
+        self.foreign = 0
+
+    async def __call__(self, messages, request, context):
+        self.requests += 1
+        prompt = prompt_text(request)
+        if f"topic of {self.name}." not in prompt and "Synthesise" not in prompt:
+            self.foreign += 1
+        await anyio.sleep(self.delay)
+        if "Synthesise" in prompt:
+            return f"synthesis by {self.name}"
+        if "Vote for" in prompt:
+            label = re.findall(r"^Option ([A-Z]):$", prompt, re.MULTILINE)[0]
+            return final_answer(request, {"option": label, "reasoning": self.name})
+        member = re.match(r"You are the (.+?)\.", request.system_prompt)[1]
+        return f"{member}'s view, signed {self.name}"
+
+
+def client(url: str, llm: SignedLLM, era: str) -> Client:
+    transport = StreamableHttpTransport(url, headers={"X-Client-Name": llm.name})
+    return Client(
+        transport,
+        mode=ERAS[era],
+        sampling_handler=llm,
+        sampling_capabilities=PROFILES["tools"],
+    )
+
+
+async def debate(url: str, llm: SignedLLM, era: str) -> dict:
+    async with client(url, llm, era) as session:
+        result = await session.call_tool(
+            "council_debate", {"topic": f"The topic of {llm.name}."}
+        )
+    return result.structured_content
+
+
+def leaks(llm: SignedLLM, result: dict) -> list[str]:
+    """Everything in a client's debate that is not its own."""
+    texts = [o["text"] for o in result["opinions"]] + [result["synthesis"]]
+    foreign = [text for text in texts if not text.endswith(llm.name)]
+    return foreign + ["asked about another topic"] * llm.foreign
+
+
+async def run_at_once(url: str, era: str, names: list[str], delay: float = 0.0):
+    llms = [SignedLLM(name, delay) for name in names]
+    results: dict[str, dict] = {}
+
+    async def one(llm: SignedLLM) -> None:
+        results[llm.name] = await debate(url, llm, era)
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as group:
+            for llm in llms:
+                group.start_soon(one, llm)
+    return llms, results
+
+
+async def test_twenty_modern_clients_at_once_each_get_their_own_debate(
+    served: Deployment,
+) -> None:
+    names = [f"modern-{n}" for n in range(CLIENTS)]
+    llms, results = await run_at_once(served.url, "modern", names)
+    assert sum(len(leaks(llm, results[llm.name])) for llm in llms) == 0
+    assert all(result["calls_made"] == 19 for result in results.values())
+    if served.haproxy_log is not None:
+        rounds = served.served()
+        # 4 tools/call each (besides listing tools), spread round robin: a debate's
+        # rounds land on more than one replica.
+        assert all(len(set(rounds[name])) > 1 for name in names)
+        assert {replica for name in names for replica in rounds[name]} == {
+            "r1",
+            "r2",
+            "r3",
+        }
+    await assert_every_debate_is_readable(served, results.values())
+
+
+async def test_legacy_clients_keep_to_the_replica_holding_their_session(
+    served: Deployment,
+) -> None:
+    names = [f"legacy-{n}" for n in range(6)]
+    llms, results = await run_at_once(served.url, "legacy", names)
+    assert sum(len(leaks(llm, results[llm.name])) for llm in llms) == 0
+    if served.haproxy_log is not None:
+        rounds = served.served()
+        assert all(len(set(rounds[name])) == 1 for name in names)
+
+
+async def assert_every_debate_is_readable(served: Deployment, debates) -> None:
+    """From every live replica, straight to it: the debates are shared."""
+    for replica in served.live():
+        async with Client(replica.url, mode=ERAS["legacy"]) as reader:
+            listing = json.loads(
+                (await reader.read_resource("council://debates"))[0].text
+            )
+            stored = {entry["id"] for entry in listing}
+            assert {debate["id"] for debate in debates} <= stored
+
+
+if DEPLOYMENT == "replicas":  # killing the only replica would end every debate
+
+    async def test_a_replica_killed_mid_run_leaves_nothing_hanging(
+        served: Deployment,
+    ) -> None:
+        # Legacy sessions first, one on each replica, kept open across the kill.
+        names = [f"held-{n}" for n in range(3)]
+        held = [client(served.url, SignedLLM(name), "legacy") for name in names]
+        for session in held:
+            await session.__aenter__()
+            await session.list_tools()
+        placed = {name: served.served()[name][-1] for name in names}
+        victim = "r2"
+        assert victim in placed.values()
+
+        modern = [SignedLLM(f"survivor-{n}", delay=0.2) for n in range(CLIENTS)]
+        results: dict[str, dict] = {}
+
+        async def one(llm: SignedLLM) -> None:
+            results[llm.name] = await debate(served.url, llm, "modern")
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as group:
+                for llm in modern:
+                    group.start_soon(one, llm)
+                await anyio.sleep(0.5)  # the first rounds are in flight
+                served.kill(victim)
+
+        assert len(results) == CLIENTS  # none failed
+        assert sum(len(leaks(llm, results[llm.name])) for llm in modern) == 0
+
+        for name, session in zip(names, held, strict=True):
+            with anyio.fail_after(10):  # promptly, never a hang
+                if placed[name] == victim:
+                    with pytest.raises((MCPError, httpx.HTTPStatusError)) as lost:
+                        await session.list_tools()
+                    assert (
+                        "404" in str(lost.value)
+                        or "not found" in str(lost.value).lower()
+                    )
+                else:
+                    assert await session.list_tools()
+        for session in held:
+            with anyio.move_on_after(5):
+                await session.__aexit__(None, None, None)
+        await assert_every_debate_is_readable(served, results.values())
