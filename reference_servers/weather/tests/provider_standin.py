@@ -51,6 +51,8 @@ Dialect = Literal["openai", "anthropic"]
 API_KEY = "sk-standin-0123456789abcdef"
 """The key tests configure; it must never come back out of the server."""
 MODEL = "standin-model"
+USAGE = {"input_tokens": 42, "output_tokens": 7}
+"""The tokens the stand-in reports for every reply, as each provider spells them."""
 
 
 class ProviderError(Exception):
@@ -332,6 +334,11 @@ def _openai_reply(reply: Reply) -> dict[str, Any]:
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
+        "usage": {
+            "prompt_tokens": USAGE["input_tokens"],
+            "completion_tokens": USAGE["output_tokens"],
+            "total_tokens": sum(USAGE.values()),
+        },
     }
 
 
@@ -358,5 +365,5 @@ def _anthropic_reply(reply: Reply) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if uses_tools else "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 1, "output_tokens": 1},
+        "usage": USAGE,
     }

@@ -27,6 +27,7 @@ from council.core import (
     SamplingServer,
     ServerLLM,
     ServerSettings,
+    configure_tracing,
     load_settings,
     server_llm,
 )
@@ -87,6 +88,7 @@ def server_from_environment() -> FastMCP:
     reports it, and ends the process with status 2 (no traceback).
     """
     try:
+        configure_tracing()
         return create_server()
     except ValueError as error:
         print(f"{NAME}: {ConfigurationError.of(error)}", file=sys.stderr)

@@ -40,7 +40,9 @@ from council.patterns.council import (
     SHIPPED_PERSONAS,
     load_personas,
 )
-from council.patterns.council import Settings as CouncilSettings
+from council.patterns.council import (
+    Settings as CouncilSettings,
+)
 from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]

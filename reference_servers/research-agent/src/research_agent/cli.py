@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 
 from . import __doc__ as description
 from . import __version__
-from .core import ConfigurationError, ServerSettings, load_settings
+from .core import ConfigurationError, ServerSettings, configure_tracing, load_settings
 from .core._settings import env_name, flag_name, is_secret
 from .server import create_server, settings_classes
 
@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(settings_classes())
         server_settings = settings.of(ServerSettings)
         configure_logging(server_settings.log_level)
+        configure_tracing()
         # Pattern data (personas, a corpus) or the server-side LLM may be unusable.
         server = create_server(*settings.values())
     except ValueError as error:

@@ -63,6 +63,17 @@ def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
     assert not stale, f"{fix}. Remove (or correct) these rows:\n" + "\n".join(stale)
 
 
+def test_readme_map_names_every_module_of_the_core() -> None:
+    section = README.read_text().split("\n## Where things are\n")[1].split("\n## ")[0]
+    core = PROJECT / "src" / "weather" / "core"
+    unnamed = sorted(
+        module.name
+        for module in core.glob("*.py")
+        if not re.search(rf"^ +{re.escape(module.name)} ", section, re.MULTILINE)
+    )
+    assert not unnamed, f"README.md's 'Where things are' leaves out {unnamed}"
+
+
 def test_env_example_names_only_real_settings() -> None:
     known = {
         env_name(settings_class, field)

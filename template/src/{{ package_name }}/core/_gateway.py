@@ -66,6 +66,7 @@ from ._prompting import Prompt, new_nonce, with_nonce
 from ._replay import RESULT_TYPES, current_round
 from ._settings import GatewaySettings
 from ._structured import ask_structured
+from ._tracing import current_tool, record_reply, sampling_span
 from ._transports import ask_client, ask_server
 
 logger = logging.getLogger(__name__)
@@ -308,18 +309,22 @@ class LLM:
         async with self._slots:
             self.calls_made += 1
             logger.debug("sampling request %d via %s", self.calls_made, route.value)
-            try:
-                with anyio.fail_after(self.settings.timeout):
-                    if route is Route.SERVER:
-                        reply = await ask_server(self._server_llm, self._ctx, params)
-                    else:
-                        reply = await ask_client(self._ctx, params)
-            except TimeoutError:
-                raise SamplingTimeoutError(
-                    f"{_sentence_case(route.value)} did not answer within "
-                    f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
-                ) from None
-        return check_reply(reply, params, self.settings.chars_per_token)
+            with self._span(route, params) as span:
+                try:
+                    with anyio.fail_after(self.settings.timeout):
+                        if route is Route.SERVER:
+                            reply = await ask_server(
+                                self._server_llm, self._ctx, params
+                            )
+                        else:
+                            reply = await ask_client(self._ctx, params)
+                except TimeoutError:
+                    raise SamplingTimeoutError(
+                        f"{_sentence_case(route.value)} did not answer within "
+                        f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
+                    ) from None
+                record_reply(span, reply)
+                return check_reply(reply, params, self.settings.chars_per_token)
 
     async def _by_replay(self, request: CreateMessageRequestParams) -> Reply:
         """The modern era: the journal's answer, or park until the next round."""
@@ -333,7 +338,19 @@ class LLM:
         if reply is None:
             logger.debug("sampling request %d asked by MRTR", self.calls_made)
             reply = await self._round.park(key, params)
+        if self._round.arrived(key):  # its span once, in the round its answer came
+            with self._span(self.route, params) as span:
+                record_reply(span, reply)
         return check_reply(reply, params, self.settings.chars_per_token)
+
+    def _span(self, route: Route, params: CreateMessageRequestParams) -> Any:
+        return sampling_span(
+            route=route.name,
+            era=self.era,
+            attempt=self.calls_made,
+            tool=current_tool.get(),
+            request=params,
+        )
 
 
 _SYSTEM_RANDOM = random.SystemRandom()

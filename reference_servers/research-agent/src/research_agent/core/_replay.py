@@ -87,11 +87,11 @@ class Round:
         self.journal: dict[str, Any] = state["journal"]
         self.asked_at: float = state["asked_at"]
         asked = set(state["asked"])
-        for key, reply in answers.items():
-            if key in asked:  # only what the last round asked for
-                self.journal[key] = reply.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
+        self._arrived = {key for key in answers if key in asked}
+        for key in self._arrived:  # only what the last round asked for
+            self.journal[key] = answers[key].model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
         self.random = random.Random(self.seed)
         self._settings = settings
         self._used: set[str] = set()
@@ -165,6 +165,10 @@ class Round:
             return None
         self._used.add(key)
         return result_type.model_validate(self.journal[key])
+
+    def arrived(self, key: str) -> bool:
+        """Whether the answer to `key` came with this round."""
+        return key in self._arrived
 
     async def park(self, key: str, params: CreateMessageRequestParams) -> Reply:
         """Wait for the answer, which only the next round brings: end this task."""

@@ -39,6 +39,7 @@ from ._settings import (
     ServerSettings,
     load_settings,
 )
+from ._tracing import configure_tracing
 
 __all__ = [
     "LLM",
@@ -58,6 +59,7 @@ __all__ = [
     "ServerLLM",
     "ServerSettings",
     "StructuredOutputError",
+    "configure_tracing",
     "load_settings",
     "server_llm",
 ]

@@ -45,6 +45,7 @@ from ._messages import (
 )
 from ._prompting import fence
 from ._structured import FINAL_RESPONSE, ResultSpec, describe_problem, extract_json
+from ._tracing import tool_span
 
 if TYPE_CHECKING:
     from ._gateway import LLM
@@ -161,7 +162,8 @@ class Toolbox:
                 True,
             )
         try:
-            value = await tool.run(call.arguments)
+            with tool_span(call.name):
+                value = await tool.run(call.arguments)
         except ValidationError as error:
             return Outcome(
                 call,

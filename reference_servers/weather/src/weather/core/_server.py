@@ -25,6 +25,7 @@ from ._http import SessionBounds, SharedToken, StrictHost
 from ._replay import ReplayMiddleware
 from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
+from ._tracing import current_tool
 
 
 class SamplingServer(FastMCP):
@@ -159,8 +160,12 @@ class ToolDeadline(Middleware):
         context: MiddlewareContext[mcp.types.CallToolRequestParams],
         call_next: CallNext[mcp.types.CallToolRequestParams, ToolResult],
     ) -> ToolResult:
-        with anyio.move_on_after(self.seconds):
-            return await call_next(context)
+        token = current_tool.set(context.message.name)  # for the traces
+        try:
+            with anyio.move_on_after(self.seconds):
+                return await call_next(context)
+        finally:
+            current_tool.reset(token)
         raise ToolError(
             f"{context.message.name} did not finish within {self.seconds:g} s "
             "(MCP_TOOL_DEADLINE); what it had in flight was cancelled."

@@ -14,6 +14,7 @@ what to check, with the API key scrubbed from anything the provider sent back.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from mcp.types import (
 from ._errors import SamplingFailedError
 from ._secrets import keep_secret, redact, redact_any
 from ._settings import GatewaySettings
+from ._tracing import USAGE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class ServerLLM:
         self._handler = getattr(self._handlers, handler_class)(
             default_model=self.model, client=self._client
         )
+        _note_usage(self._client, self.provider)
         try:
             yield {}
         finally:
@@ -111,6 +114,7 @@ class ServerLLM:
                 "The server-side LLM is used outside its lifespan."
             )
         try:
+            _usage.set(None)
             reply = await self._handler(messages, params, context)
             # A provider may echo the key back, even in a successful reply.
             content = reply.content
@@ -119,7 +123,12 @@ class ServerLLM:
                 if isinstance(content, list)
                 else _redacted(content)
             )
-            return reply.model_copy(update={"content": redacted})
+            meta = (
+                {**(reply.meta or {}), USAGE_KEY: _usage.get()}
+                if _usage.get()
+                else reply.meta
+            )
+            return reply.model_copy(update={"content": redacted, "meta": meta})
         except self._sdk.APIStatusError as error:
             problem = f"answered HTTP {error.status_code}: {_detail(error)}"
             hint = _STATUS_HINTS.get(error.status_code, "")
@@ -140,6 +149,35 @@ class ServerLLM:
         message = redact(f"The server-side LLM ({self}) {problem}. {hint}".strip())
         logger.warning("%s", message)
         raise SamplingFailedError(message)
+
+
+_usage: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "provider_usage", default=None
+)
+"""The tokens the provider reported for the call in progress (for tracing)."""
+
+
+def _note_usage(client: Any, provider: str) -> None:
+    """Have the provider client's `create` note the usage each response reports:
+    FastMCP's handlers keep only the MCP reply."""
+    resource = client.chat.completions if provider == "openai" else client.messages
+    create = resource.create
+
+    async def create_noting_usage(*args: Any, **kwargs: Any) -> Any:
+        response = await create(*args, **kwargs)
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            _usage.set(
+                {
+                    "input_tokens": getattr(usage, "prompt_tokens", None)
+                    or getattr(usage, "input_tokens", 0),
+                    "output_tokens": getattr(usage, "completion_tokens", None)
+                    or getattr(usage, "output_tokens", 0),
+                }
+            )
+        return response
+
+    resource.create = create_noting_usage
 
 
 def _redacted(block: Any) -> Any:

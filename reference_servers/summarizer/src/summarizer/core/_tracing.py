@@ -1,0 +1,124 @@
+"""Traces of model traffic: an OpenTelemetry span per sampling request and per agent tool.
+
+Each span is a child of FastMCP's span for the tool call (`tools/call <name>`). A
+sampling span carries the route, the protocol era, the attempt (the request's number in
+the tool call), the tool, the request's and the reply's sizes, the stop reason, the
+model named in the reply and, when the server-side provider reports it, the tokens
+used. Only the OpenTelemetry API is used (FastMCP depends on it): without an SDK the
+spans cost next to nothing. With the `otel` extra, `configure_tracing()` exports them
+over OTLP as the standard `OTEL_*` variables say (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mcp.types import CreateMessageRequestParams
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from ._settings import ConfigurationError
+
+tracer = trace.get_tracer("summarizer.gateway")
+
+current_tool: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_tool", default=None
+)
+"""The tool being called here (set by the server for every tool call)."""
+
+USAGE_KEY = "usage"
+"""Where the server-side LLM puts the tokens its provider reported, in a reply's meta."""
+
+
+@contextmanager
+def sampling_span(
+    *,
+    route: str,
+    era: str,
+    attempt: int,
+    tool: str | None,
+    request: CreateMessageRequestParams,
+) -> Iterator[Span]:
+    """The span of one sampling request; `record_reply` completes it."""
+    with tracer.start_as_current_span(
+        "sampling",
+        attributes={
+            "mcp.sampling.route": route,
+            "mcp.protocol.era": era,
+            "mcp.sampling.attempt": attempt,
+            "mcp.tool.name": tool or "",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.max_tokens": request.max_tokens,
+            "mcp.sampling.tools": len(request.tools or []),
+        },
+    ) as span:
+        if span.is_recording():
+            span.set_attribute("mcp.sampling.request_bytes", _size(request))
+        try:
+            yield span
+        except Exception as error:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+
+
+def record_reply(span: Span, reply: Any) -> None:
+    """What came back: its size, stop reason, model and (if reported) token usage."""
+    if not span.is_recording():
+        return
+    span.set_attribute("mcp.sampling.response_bytes", _size(reply))
+    span.set_attribute("gen_ai.response.model", reply.model or "")
+    if reply.stop_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [reply.stop_reason])
+    usage = (reply.meta or {}).get(USAGE_KEY) or {}
+    for name in ("input_tokens", "output_tokens"):
+        if isinstance(usage.get(name), int):
+            span.set_attribute(f"gen_ai.usage.{name}", usage[name])
+
+
+@contextmanager
+def tool_span(name: str) -> Iterator[Span]:
+    """The span of one agent tool run (the model asked for it)."""
+    with tracer.start_as_current_span(
+        f"agent tool {name}", attributes={"mcp.agent.tool": name}
+    ) as span:
+        yield span
+
+
+def configure_tracing() -> None:
+    """Export spans over OTLP when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set.
+
+    Needs the `otel` extra (the OpenTelemetry SDK and its OTLP exporter); the SDK reads
+    the other standard variables itself (`OTEL_SERVICE_NAME`, headers, ...).
+    """
+    wanted = any(
+        os.environ.get(name)
+        for name in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        )
+    )
+    if not wanted or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise ConfigurationError(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OpenTelemetry SDK is not "
+            "installed: install 'summarizer[otel]' (in the project: "
+            "`uv run --extra otel summarizer`)."
+        ) from None
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def _size(model: Any) -> int:
+    return len(model.model_dump_json(by_alias=True, exclude_none=True))
