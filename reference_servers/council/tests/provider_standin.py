@@ -194,7 +194,7 @@ def _openai_request(body: dict[str, Any]) -> CreateMessageRequestParams:
         elif role == "tool":
             result = ToolResultContent(
                 type="tool_result",
-                toolUseId=message["tool_call_id"],
+                tool_use_id=message["tool_call_id"],
                 content=[TextContent(type="text", text=content)],
             )
             if messages and _only_tool_results(messages[-1]):
@@ -219,17 +219,17 @@ def _openai_request(body: dict[str, Any]) -> CreateMessageRequestParams:
         Tool(
             name=tool["function"]["name"],
             description=tool["function"].get("description"),
-            inputSchema=tool["function"]["parameters"],
+            input_schema=tool["function"]["parameters"],
         )
         for tool in body.get("tools", [])
     ]
     return CreateMessageRequestParams(
         messages=messages,
-        systemPrompt=system,
-        maxTokens=body["max_completion_tokens"],
+        system_prompt=system,
+        max_tokens=body["max_completion_tokens"],
         temperature=body.get("temperature"),
         tools=tools or None,
-        toolChoice=ToolChoice(mode=body["tool_choice"])
+        tool_choice=ToolChoice(mode=body["tool_choice"])
         if "tool_choice" in body
         else None,
     )
@@ -258,12 +258,12 @@ def _anthropic_request(body: dict[str, Any]) -> CreateMessageRequestParams:
                 blocks.append(
                     ToolResultContent(
                         type="tool_result",
-                        toolUseId=block["tool_use_id"],
+                        tool_use_id=block["tool_use_id"],
                         content=[
                             TextContent(type="text", text=t)
                             for t in _texts(block["content"])
                         ],
-                        isError=block.get("is_error", False),
+                        is_error=block.get("is_error", False),
                     )
                 )
             else:
@@ -272,19 +272,19 @@ def _anthropic_request(body: dict[str, Any]) -> CreateMessageRequestParams:
     choice = body.get("tool_choice", {}).get("type")
     return CreateMessageRequestParams(
         messages=messages,
-        systemPrompt=body.get("system"),
-        maxTokens=body["max_tokens"],
+        system_prompt=body.get("system"),
+        max_tokens=body["max_tokens"],
         temperature=body.get("temperature"),
         tools=[
             Tool(
                 name=t["name"],
                 description=t.get("description"),
-                inputSchema=t["input_schema"],
+                input_schema=t["input_schema"],
             )
             for t in body.get("tools", [])
         ]
         or None,
-        toolChoice=ToolChoice(mode={"any": "required"}.get(choice, choice))
+        tool_choice=ToolChoice(mode={"any": "required"}.get(choice, choice))
         if choice
         else None,
     )

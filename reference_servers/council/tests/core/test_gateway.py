@@ -214,7 +214,7 @@ BAD_REPLIES = {
         "answered with audio content",
     ),
     "tool-call-without-tools": (
-        reply_with([TOOL_CALL], stopReason="toolUse"),
+        reply_with([TOOL_CALL], stop_reason="toolUse"),
         "answered with a tool call, but this request offered no tools",
     ),
     "empty-text": (

@@ -52,12 +52,15 @@ def spans() -> InMemorySpanExporter:
 
 
 def add_tools(server: FastMCP, gateway: GatewaySettings) -> None:
-    @server.tool
     async def ask_twice(question: str, ctx: Context) -> str:
         """Two requests, the second after the first."""
         llm = LLM(ctx, gateway)
         first = await llm.complete(Prompt("Answer.", question=question))
         return await llm.complete(Prompt("Check.", answer=first))
+
+    # As if a pattern named `notes` defined it.
+    ask_twice.__module__ = "council.patterns.notes.tools"
+    server.tool(ask_twice)
 
     @server.tool
     async def look_up(ctx: Context) -> dict:
@@ -98,6 +101,7 @@ async def test_each_sampling_request_is_a_span_under_the_tool_call(
         assert span.attributes["mcp.sampling.route"] == "CLIENT_WITH_TOOLS"
         assert span.attributes["mcp.protocol.era"] == era
         assert span.attributes["mcp.tool.name"] == "ask_twice"
+        assert span.attributes["mcp.pattern"] == "notes"
         assert span.attributes["mcp.sampling.request_bytes"] > 0
         assert span.attributes["mcp.sampling.response_bytes"] > 0
         assert span.attributes["gen_ai.response.model"] == "scripted"
@@ -230,6 +234,7 @@ def test_configure_tracing_exports_the_spans_over_otlp() -> None:
     (sampling,) = [span for span in spans if span.name == "sampling"]
     attributes = {a.key: a.value for a in sampling.attributes}
     assert attributes["mcp.tool.name"].string_value == "ask"
+    assert attributes["mcp.pattern"].string_value == ""  # not defined in patterns/
     assert attributes["gen_ai.response.model"].string_value == "scripted"
     # The in-process client traces the call too: the parent is the server's span.
     (parent,) = [span for span in spans if span.span_id == sampling.parent_span_id]

@@ -12,6 +12,7 @@ variables as the `weather` command, and report a bad one with its message.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
@@ -41,11 +42,12 @@ INSTRUCTIONS = (
 
 def settings_classes() -> list[type[BaseSettings]]:
     """Every settings class of the server: its own, the gateway's, each pattern's."""
-    return [ServerSettings, GatewaySettings] + [p.Settings for p in patterns.discover()]
+    classes: list[type[BaseSettings]] = [ServerSettings, GatewaySettings]
+    return classes + [p.Settings for p in patterns.discover()]
 
 
 def create_server(
-    *settings: BaseSettings, sampling_handler: SamplingHandler | None = None
+    *settings: BaseSettings, sampling_handler: SamplingHandler[Any, Any] | None = None
 ) -> FastMCP:
     """Build the server.
 

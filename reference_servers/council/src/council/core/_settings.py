@@ -338,7 +338,7 @@ def load_settings(
 
 def _describe(settings_class: type[BaseSettings], problem: typing.Any) -> str:
     if not problem["loc"]:  # a rule across settings; its message names them
-        return problem["msg"]
+        return str(problem["msg"])
     field = str(problem["loc"][0])
     env = env_name(settings_class, field)
     if is_secret(settings_class.model_fields[field].annotation):

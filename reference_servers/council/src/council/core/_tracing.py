@@ -2,7 +2,7 @@
 
 Each span is a child of FastMCP's span for the tool call (`tools/call <name>`). A
 sampling span carries the route, the protocol era, the attempt (the request's number in
-the tool call), the tool, the request's and the reply's sizes, the stop reason, the
+the tool call), the tool and its pattern, the request's and the reply's sizes, the stop reason, the
 model named in the reply and, when the server-side provider reports it, the tokens
 used. Only the OpenTelemetry API is used (FastMCP depends on it): without an SDK the
 spans cost next to nothing. With the `otel` extra, `configure_tracing()` exports them
@@ -15,6 +15,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.types import CreateMessageRequestParams
@@ -25,10 +26,33 @@ from ._settings import ConfigurationError
 
 tracer = trace.get_tracer("council.gateway")
 
-current_tool: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_tool", default=None
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The tool call a request serves, as its spans name it."""
+
+    tool: str
+    pattern: str
+    """The pattern (`patterns/` module) that defines the tool; empty for other tools."""
+
+    @classmethod
+    def of(cls, tool: str, function: object) -> ToolCall:
+        """The call of `tool`, whose code is `function`.
+
+        >>> def debate() -> None: ...
+        >>> debate.__module__ = "council.patterns.council.tools"
+        >>> ToolCall.of("council_debate", debate)
+        ToolCall(tool='council_debate', pattern='council')
+        """
+        module = getattr(function, "__module__", None) or ""
+        _, found, inside = module.partition(".patterns.")
+        return cls(tool, inside.split(".")[0] if found else "")
+
+
+current_tool_call: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
+    "current_tool_call", default=None
 )
-"""The tool being called here (set by the server for every tool call)."""
+"""The tool call running here (set by the server for every traced tool call)."""
 
 USAGE_KEY = "usage"
 """Where the server-side LLM puts the tokens its provider reported, in a reply's meta."""
@@ -40,7 +64,6 @@ def sampling_span(
     route: str,
     era: str,
     attempt: int,
-    tool: str | None,
     request: CreateMessageRequestParams,
 ) -> Iterator[Span]:
     """The span of one sampling request; `record_reply` completes it."""
@@ -50,7 +73,6 @@ def sampling_span(
             "mcp.sampling.route": route,
             "mcp.protocol.era": era,
             "mcp.sampling.attempt": attempt,
-            "mcp.tool.name": tool or "",
             "gen_ai.operation.name": "chat",
             "gen_ai.request.max_tokens": request.max_tokens,
             "mcp.sampling.tools": len(request.tools or []),
@@ -58,6 +80,10 @@ def sampling_span(
     ) as span:
         if span.is_recording():
             span.set_attribute("mcp.sampling.request_bytes", _size(request))
+            call = current_tool_call.get()
+            if call is not None:
+                span.set_attribute("mcp.tool.name", call.tool)
+                span.set_attribute("mcp.pattern", call.pattern)
         try:
             yield span
         except Exception as error:

@@ -66,7 +66,7 @@ from ._prompting import Prompt, new_nonce, with_nonce
 from ._replay import RESULT_TYPES, current_round
 from ._settings import GatewaySettings
 from ._structured import ask_structured
-from ._tracing import current_tool, record_reply, sampling_span
+from ._tracing import record_reply, sampling_span
 from ._transports import ask_client, ask_server
 
 logger = logging.getLogger(__name__)
@@ -297,11 +297,11 @@ class LLM:
         route = self.route
         request = CreateMessageRequestParams(
             messages=messages,
-            systemPrompt=system,
+            system_prompt=system,
             temperature=temperature,
-            maxTokens=max_tokens or self.settings.max_tokens,
+            max_tokens=max_tokens or self.settings.max_tokens,
             tools=tools,
-            toolChoice=tool_choice,
+            tool_choice=tool_choice,
         )
         if self._round is not None and route is not Route.SERVER:
             return await self._by_replay(request)
@@ -348,7 +348,6 @@ class LLM:
             route=route.name,
             era=self.era,
             attempt=self.calls_made,
-            tool=current_tool.get(),
             request=params,
         )
 

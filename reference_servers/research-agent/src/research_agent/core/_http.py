@@ -117,7 +117,7 @@ class SessionBounds:
             await response(scope, receive, send)
             return
         session = self._sessions.get(session_id) if session_id else None
-        if session is not None:
+        if session_id is not None and session is not None:
             session.in_flight += 1
             self._sessions.move_to_end(session_id)
 

@@ -45,6 +45,7 @@ from mcp.types import (
     CreateMessageRequestParams,
     CreateMessageResult,
     CreateMessageResultWithTools,
+    InputRequest,
     InputRequiredResult,
 )
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
@@ -178,10 +179,14 @@ class Round:
         raise AssertionError("a parked request never resumes")  # pragma: no cover
 
     async def step(
-        self, name: str, function: Callable[..., Awaitable[T]], args: tuple, kind: Any
+        self,
+        name: str,
+        function: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kind: Any,
     ) -> T:
         key = self.key("step", [name, repr(args)])
-        adapter = TypeAdapter(kind)
+        adapter: TypeAdapter[T] = TypeAdapter(kind)
         if key in self.journal:
             self._used.add(key)
             return adapter.validate_python(self.journal[key])
@@ -250,14 +255,14 @@ class ReplayMiddleware(Middleware):
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
 
-    async def on_call_tool(
+    async def on_call_tool(  # type: ignore[override]  # FastMCP's type predates MRTR
         self,
         context: MiddlewareContext[CallToolRequestParams],
         call_next: CallNext[CallToolRequestParams, ToolResult],
     ) -> ToolResult | InputRequiredResult:
         ctx = context.fastmcp_context
         request = ctx.request_context if ctx is not None else None
-        if request is None or not is_modern(request.protocol_version):
+        if ctx is None or request is None or not is_modern(request.protocol_version):
             return await call_next(context)
         round_ = Round.resumed(ctx.request_state, ctx.input_responses, self._settings)
         if round_.rounds > self._settings.max_rounds:
@@ -295,7 +300,8 @@ class ReplayMiddleware(Middleware):
         if outcome:
             return outcome[0]
         return InputRequiredResult(
-            input_requests=round_.parked, request_state=round_.state()
+            input_requests=dict[str, InputRequest](round_.parked),
+            request_state=round_.state(),
         )
 
 

@@ -60,16 +60,17 @@ def assistant_turn(blocks: list[SamplingMessageContentBlock]) -> SamplingMessage
 
 def tool_results(results: list[ToolResultContent]) -> SamplingMessage:
     """The one user message that answers every tool call of the turn before it."""
-    return SamplingMessage(role="user", content=results)
+    content: list[SamplingMessageContentBlock] = [*results]
+    return SamplingMessage(role="user", content=content)
 
 
 def tool_result(call_id: str, text: str, *, is_error: bool) -> ToolResultContent:
     """The answer to one tool call, paired with it by id."""
     return ToolResultContent(
         type="tool_result",
-        toolUseId=call_id,
+        tool_use_id=call_id,
         content=[TextContent(type="text", text=text)],
-        isError=is_error,
+        is_error=is_error,
     )
 
 
@@ -79,7 +80,7 @@ def text_reply(text: str, *, model: str) -> CreateMessageResult:
         role="assistant",
         content=TextContent(type="text", text=text),
         model=model,
-        stopReason="endTurn",
+        stop_reason="endTurn",
     )
 
 
@@ -126,11 +127,18 @@ def _stamped(
     block: SamplingMessageContentBlock, nonce: str
 ) -> SamplingMessageContentBlock:
     if isinstance(block, TextContent):
-        return block.model_copy(update={"text": with_nonce(block.text, nonce)})
+        return _stamped_text(block, nonce)
     if isinstance(block, ToolResultContent):
-        content = [_stamped(inner, nonce) for inner in block.content]
+        content = [
+            _stamped_text(inner, nonce) if isinstance(inner, TextContent) else inner
+            for inner in block.content
+        ]
         return block.model_copy(update={"content": content})
     return block
+
+
+def _stamped_text(block: TextContent, nonce: str) -> TextContent:
+    return block.model_copy(update={"text": with_nonce(block.text, nonce)})
 
 
 _USABLE = (TextContent, ToolUseContent)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mcp.types import (
@@ -74,7 +74,7 @@ class ResultSpec(Generic[T]):
                 f"Give your final answer as a {self.name}. Call this exactly once, "
                 "when you have the answer; its input is the answer."
             ),
-            inputSchema=self.schema,
+            input_schema=self.schema,
         )
 
     def instructions(self) -> str:
@@ -141,18 +141,24 @@ def describe_problem(error: ValidationError | ValueError) -> str:
     return quoted(problem, limit=1000)
 
 
-@dataclass
-class Attempt(Generic[T]):
-    """What one reply amounts to: the result, or a problem and what to say back."""
+@dataclass(frozen=True)
+class Accepted(Generic[T]):
+    """A reply that holds a valid result."""
 
-    result: T | None = None
-    problem: str | None = None
-    follow_up: list[SamplingMessage] = field(default_factory=list)
+    result: T
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A reply that holds no valid result: the problem, and what to say back."""
+
+    problem: str
+    follow_up: list[SamplingMessage]
 
 
 def read_reply(
     spec: ResultSpec[T], blocks: list[SamplingMessageContentBlock], *, native: bool
-) -> Attempt[T]:
+) -> Accepted[T] | Rejected:
     """Read a reply to a structured request.
 
     A `tool_use` block counts whatever the reply's `stopReason` says (it is optional).
@@ -165,7 +171,7 @@ def read_reply(
         return _read_tool_calls(spec, tool_calls)
     answer = text_in(blocks)
     try:
-        return Attempt(result=spec.validate(extract_json(answer)))
+        return Accepted(spec.validate(extract_json(answer)))
     except (ValidationError, ValueError) as error:
         problem = describe_problem(error)
     how = (
@@ -173,9 +179,9 @@ def read_reply(
         if native
         else "Reply again with only the corrected JSON object."
     )
-    return Attempt(
-        problem=problem,
-        follow_up=[
+    return Rejected(
+        problem,
+        [
             assistant_text(answer),
             user_message(f"Your answer was not a valid {spec.name}: {problem}. {how}"),
         ],
@@ -184,14 +190,14 @@ def read_reply(
 
 def _read_tool_calls(
     spec: ResultSpec[T], tool_calls: list[ToolUseContent]
-) -> Attempt[T]:
+) -> Accepted[T] | Rejected:
     called = ", ".join(quoted(c.name, 80) for c in tool_calls)
     problem = f"it called {called}, not {FINAL_RESPONSE}"
     results = []
     for call in tool_calls:
         if call.name == FINAL_RESPONSE:
             try:
-                return Attempt(result=spec.validate(call.input))
+                return Accepted(spec.validate(call.input))
             except ValidationError as error:
                 problem = describe_problem(error)
             feedback = f"Invalid {spec.name}: {problem}. Call {FINAL_RESPONSE} again."
@@ -200,10 +206,7 @@ def _read_tool_calls(
                 f"There is no tool {quoted(call.name, 80)!r}; call {FINAL_RESPONSE}."
             )
         results.append(tool_result(call.id, feedback, is_error=True))
-    return Attempt(
-        problem=problem,
-        follow_up=[assistant_turn(list(tool_calls)), tool_results(results)],
-    )
+    return Rejected(problem, [assistant_turn(list(tool_calls)), tool_results(results)])
 
 
 async def ask_structured(
@@ -223,6 +226,7 @@ async def ask_structured(
         system = "\n\n".join(filter(None, [system, spec.instructions()]))
     conversation = [user_message(prompt.text)]
     attempts = llm.settings.max_retries + 1
+    problem = ""
     for _attempt in range(attempts):
         reply = await llm.sample(
             conversation,
@@ -233,11 +237,12 @@ async def ask_structured(
             tool_choice=ToolChoice(mode="required") if native else None,
         )
         attempt = read_reply(spec, blocks_of(reply), native=native)
-        if attempt.problem is None:
+        if isinstance(attempt, Accepted):
             return attempt.result
+        problem = attempt.problem
         conversation += attempt.follow_up
     raise StructuredOutputError(
         f"The LLM gave no valid {spec.name} in {attempts} attempts "
         f"(MCP_SAMPLING_MAX_RETRIES={llm.settings.max_retries}). "
-        f"The last answer's problem: {attempt.problem}"
+        f"The last answer's problem: {problem}"
     )

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
 
 def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def summarize(
         text: Annotated[str, Field(description="The document to summarise.")],
         ctx: Context,

@@ -19,7 +19,7 @@ import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, cast
 
 import anyio
 from mcp.types import (
@@ -44,7 +44,13 @@ from ._messages import (
     user_message,
 )
 from ._prompting import fence
-from ._structured import FINAL_RESPONSE, ResultSpec, describe_problem, extract_json
+from ._structured import (
+    FINAL_RESPONSE,
+    Accepted,
+    ResultSpec,
+    describe_problem,
+    extract_json,
+)
 from ._tracing import tool_span
 
 if TYPE_CHECKING:
@@ -127,7 +133,7 @@ class Toolbox:
 
     def sdk_tools(self) -> list[Tool]:
         return [
-            Tool(name=name, description=t.description, inputSchema=t.parameters)
+            Tool(name=name, description=t.description, input_schema=t.parameters)
             for name, t in self._tools.items()
         ]
 
@@ -183,7 +189,9 @@ class _ToolFunction:
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.description = inspect.getdoc(function) or ""
-        self.parameters = TypeAdapter(function).json_schema()
+        # pydantic reads a function as the schema of its arguments; its types say
+        # only "a type", hence the cast.
+        self.parameters = TypeAdapter(cast(Any, function)).json_schema()
         self._call = validate_call(function)
 
     async def run(self, arguments: dict[str, Any]) -> Any:
@@ -247,7 +255,7 @@ def read_emulated_turn(text: str, call_id: str) -> Turn:
     return Turn(calls=[Call(call_id, action.tool, action.arguments)])
 
 
-def protocol_instructions(toolbox: Toolbox, spec: ResultSpec) -> str:
+def protocol_instructions(toolbox: Toolbox, spec: ResultSpec[Any]) -> str:
     """The action protocol, for a client that samples text only."""
     return (
         f"{EMULATED_PROTOCOL}, nothing else.\n"
@@ -265,19 +273,19 @@ def accept(
     answer: Any,
     check: Check[T] | None,
     succeeded: list[Call],
-) -> tuple[T | None, str | None]:
-    """The validated answer and no problem, or no answer and the problem."""
+) -> Accepted[T] | str:
+    """The validated answer, or the problem with it."""
     try:
         result = spec.validate(answer)
     except ValidationError as error:
-        return None, f"the answer is not a valid {spec.name}: {describe_problem(error)}"
+        return f"the answer is not a valid {spec.name}: {describe_problem(error)}"
     # The check's problem may quote the answer: the model's words.
     problem = check(result, succeeded) if check else None
-    return (None, quoted(problem, limit=1000)) if problem else (result, None)
+    return quoted(problem, limit=1000) if problem else Accepted(result)
 
 
 def native_follow_up(
-    blocks: list, turn: Turn, outcomes: list[Outcome]
+    blocks: list[SamplingMessageContentBlock], turn: Turn, outcomes: list[Outcome]
 ) -> list[SamplingMessage]:
     """The assistant's turn, then one user message answering each of its tool calls."""
     uses = tool_uses(blocks)
@@ -360,9 +368,10 @@ async def run_agent_loop(
             else read_emulated_turn(text_in(blocks), f"call-{iteration}")
         )
         if turn.has_answer:
-            result, turn.problem = accept(spec, turn.answer, check, succeeded)
-            if turn.problem is None:
-                return AgentResult(result, iteration, tool_calls)
+            accepted = accept(spec, turn.answer, check, succeeded)
+            if isinstance(accepted, Accepted):
+                return AgentResult(accepted.result, iteration, tool_calls)
+            turn.problem = accepted
             rejected_answers += 1
             if rejected_answers > settings.max_retries:
                 raise StructuredOutputError(

@@ -17,6 +17,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPDeprecationWarning
+from opentelemetry import trace
 from starlette.middleware import Middleware as ASGIMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,7 +26,7 @@ from ._http import SessionBounds, SharedToken, StrictHost
 from ._replay import ReplayMiddleware
 from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
-from ._tracing import current_tool
+from ._tracing import ToolCall, current_tool_call
 
 
 class SamplingServer(FastMCP):
@@ -55,7 +56,7 @@ class SamplingServer(FastMCP):
         version: str,
         http: ServerSettings,
         gateway: GatewaySettings,
-        server_llm: SamplingHandler | None = None,
+        server_llm: SamplingHandler[Any, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         fastmcp.settings.check_for_updates = "off"
@@ -160,13 +161,25 @@ class ToolDeadline(Middleware):
         context: MiddlewareContext[mcp.types.CallToolRequestParams],
         call_next: CallNext[mcp.types.CallToolRequestParams, ToolResult],
     ) -> ToolResult:
-        token = current_tool.set(context.message.name)  # for the traces
+        token = current_tool_call.set(await self._traced(context))
         try:
             with anyio.move_on_after(self.seconds):
                 return await call_next(context)
         finally:
-            current_tool.reset(token)
+            current_tool_call.reset(token)
         raise ToolError(
             f"{context.message.name} did not finish within {self.seconds:g} s "
             "(MCP_TOOL_DEADLINE); what it had in flight was cancelled."
         )
+
+    @staticmethod
+    async def _traced(
+        context: MiddlewareContext[mcp.types.CallToolRequestParams],
+    ) -> ToolCall | None:
+        """The call as its sampling spans name it, when it is being traced."""
+        if not trace.get_current_span().is_recording():
+            return None  # untraced: no lookup
+        name = context.message.name
+        server = context.fastmcp_context and context.fastmcp_context.fastmcp
+        tool = await server.get_tool(name) if server else None
+        return ToolCall.of(name, getattr(tool, "fn", None))

@@ -169,10 +169,16 @@ def _note_usage(client: Any, provider: str) -> None:
         if usage is not None:
             _usage.set(
                 {
-                    "input_tokens": getattr(usage, "prompt_tokens", None)
-                    or getattr(usage, "input_tokens", 0),
-                    "output_tokens": getattr(usage, "completion_tokens", None)
-                    or getattr(usage, "output_tokens", 0),
+                    "input_tokens": int(
+                        getattr(usage, "prompt_tokens", None)
+                        or getattr(usage, "input_tokens", None)
+                        or 0
+                    ),
+                    "output_tokens": int(
+                        getattr(usage, "completion_tokens", None)
+                        or getattr(usage, "output_tokens", None)
+                        or 0
+                    ),
                 }
             )
         return response
@@ -223,5 +229,5 @@ def _detail(error: Any) -> str:
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+            return str(inner["message"])
     return str(error.message)

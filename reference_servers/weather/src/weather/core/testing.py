@@ -145,7 +145,7 @@ def tool_use_reply(
             for call_id, name, arguments in calls
         ],
         model="scripted",
-        stopReason=stop_reason,
+        stop_reason=stop_reason,
     )
 
 

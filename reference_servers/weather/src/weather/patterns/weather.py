@@ -144,7 +144,7 @@ class WeatherServiceError(ToolError):
 
 
 def register(mcp: FastMCP, gateway: GatewaySettings, settings: Settings) -> None:
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True))
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
     async def get_weather(
         city: Annotated[
             str,

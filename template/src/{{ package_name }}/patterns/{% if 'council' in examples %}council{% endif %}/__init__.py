@@ -18,7 +18,7 @@ import string
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from fastmcp import Context
@@ -99,6 +99,23 @@ class Opinion(BaseModel):
     text: str
 
 
+class Ballot(BaseModel):
+    """What a voter answers: the label of the option chosen, and why."""
+
+    option: str = Field(description="Label you choose.")
+    reasoning: str = Field(description="Why, in one or two sentences.")
+
+    @classmethod
+    def of(cls, labels: list[str]) -> type[Ballot]:
+        """The ballot whose `option` is one of `labels` (an enum in its schema)."""
+        choices: Any = Literal[tuple(labels)]
+        return create_model(
+            "Ballot",
+            __base__=cls,
+            option=(choices, Field(description="Label you choose.")),
+        )
+
+
 class Vote(BaseModel):
     """One member's vote for another member's opinion, and why."""
 
@@ -174,7 +191,7 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
     store = open_store(settings.database(__package__.split(".")[0]))
     mcp.add_readiness_check("council database", store.check)
 
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False))
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False))
     async def council_debate(
         topic: Annotated[str, Field(description="The question to debate.")],
         ctx: Context,
@@ -354,11 +371,7 @@ class Debate:
             labels = dict(
                 zip(string.ascii_uppercase, ballots[voter.name], strict=False)
             )
-            ballot = create_model(
-                "Ballot",
-                option=(Literal[tuple(labels)], Field(description="Label you choose.")),
-                reasoning=(str, Field(description="Why, in one or two sentences.")),
-            )
+            ballot = Ballot.of(list(labels))
             ballot_text = "\n\n".join(
                 f"Option {label}:\n{opinions[name]}" for label, name in labels.items()
             )

@@ -96,7 +96,7 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
 
     mcp.add_readiness_check("research corpus", corpus_indexed)
 
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False))
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def research(
         question: Annotated[str, Field(description="What to find out.")],
         ctx: Context,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import json
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,16 +56,36 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._prepared = False
+        self._preparing = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
+        with self._preparing:
+            if not self._prepared:
+                self._prepare()
+                self._prepared = True
+        return sqlite3.connect(self.path, timeout=30)  # waits for a writer's lock
+
+    def _prepare(self) -> None:
+        # WAL mode is kept in the file, so it is set once here, never per connection:
+        # `pragma journal_mode` ignores the busy timeout and fails "database is
+        # locked" while another connection checkpoints. The retry covers another
+        # process preparing the same file at the same moment.
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)  # wait for the lock
-        db.execute("pragma journal_mode=wal")
-        db.execute(
-            "create table if not exists debates "
-            "(id text primary key, created_at text, record text)"
-        )
-        return db
+        deadline = time.monotonic() + 30
+        with closing(sqlite3.connect(self.path, timeout=30)) as db:
+            while True:
+                try:
+                    db.execute("pragma journal_mode=wal")
+                    break
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            db.execute(
+                "create table if not exists debates "
+                "(id text primary key, created_at text, record text)"
+            )
 
     async def save(self, record_id: str, created_at: str, record: str) -> None:
         def save() -> None:
