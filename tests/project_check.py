@@ -1,4 +1,4 @@
-"""Check a generated project the way its own CI would: its ruff, its tests.
+"""Check a generated project the way its own CI would: its ruff, its mypy, its tests.
 
 Used by the template's tests (every rendered combination) and by ``nox -s reference``
 (every committed reference server), so both run exactly the same checks.
@@ -33,7 +33,7 @@ class ProjectCheckError(Exception):
 def check_project(
     project: Path, python: str | None = None, *, in_process_only: bool = False
 ) -> None:
-    """Install ``project`` into a throwaway venv and run ruff and pytest on it.
+    """Install ``project`` into a throwaway venv and run ruff, mypy and pytest on it.
 
     ``python`` is anything ``uv venv --python`` accepts; by default the interpreter
     running this function. The tests run on every core (pytest-xdist); with
@@ -70,6 +70,7 @@ def check_project(
         for step, command in [
             ("ruff check", ["ruff", "check", "--no-cache", "."]),
             ("ruff format --check", ["ruff", "format", "--check", "--no-cache", "."]),
+            ("mypy", ["mypy"]),  # strict, on the files its [tool.mypy] names
             ("pytest", ["python", "-m", "pytest", "-p", "no:cacheprovider", *pytest]),
         ]:
             executable = shutil.which(command[0], path=str(bin_dir))
@@ -97,6 +98,7 @@ def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["RUFF_NO_CACHE"] = "true"
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(scratch / "hypothesis")
+    env["MYPY_CACHE_DIR"] = str(scratch / "mypy")
     return env
 
 

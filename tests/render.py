@@ -17,6 +17,7 @@ SAMPLE_ANSWERS: dict[str, object] = {
     "description": "Answers questions about notes with the client's LLM.",
     "author_name": "Ada Lovelace",
     "author_email": "ada@example.com",
+    "github_owner": "acme",
     "python_min": "3.10",
     "license": "MIT",
     "examples": [],

@@ -61,6 +61,30 @@ BAD_ANSWERS = [
         "description", "first\nsecond", "Give one non-empty line",
         id="description-two-lines",
     ),
+    pytest.param(
+        "description", "x" * 101, "Keep it to 100 characters, the MCP Registry's limit",
+        id="description-too-long",
+    ),
+    pytest.param(
+        "github_owner", "ada_lovelace", "Give a GitHub account name",
+        id="github_owner-underscore",
+    ),
+    pytest.param(
+        "github_owner", "ada-", "Give a GitHub account name",
+        id="github_owner-trailing-hyphen",
+    ),
+    pytest.param(
+        "github_owner", "a" * 40, "at most 39",
+        id="github_owner-too-long",
+    ),
+    pytest.param(
+        "github_repo", "notes.git", 'without ".git"',
+        id="github_repo-dot-git",
+    ),
+    pytest.param(
+        "github_repo", "my notes", "Give a repository name",
+        id="github_repo-space",
+    ),
 ]  # fmt: skip
 
 

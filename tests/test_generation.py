@@ -1,4 +1,4 @@
-"""Generated projects pass their own checks (ruff, ruff format, pytest) and CI lint.
+"""Generated projects pass their own checks (ruff, ruff format, mypy, pytest) and CI lint.
 
 Each project's suite runs once: an empty project, with the README's "Add your own
 tool" example copied in as a newcomer would, and a project with every pattern, on the
@@ -8,6 +8,7 @@ minimum Python. Each pattern alone is a reference server (``nox -s reference``),
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -75,7 +76,9 @@ def add_the_readme_example(project: Path) -> list[Path]:
     """Do what the generated README's "Add your own tool" says, as a newcomer would.
 
     Each Python block marked `<!-- file: PATH -->` is written to PATH; each Markdown
-    block marked `<!-- row: Configuration -->` becomes a row of that section's table.
+    block marked `<!-- row: Configuration -->` becomes a row of that section's table,
+    each JSON block marked `<!-- entry: server.json -->` an environment variable of
+    server.json's package.
     Returns the files written.
     """
     readme = (project / "README.md").read_text(encoding="utf-8")
@@ -83,8 +86,12 @@ def add_the_readme_example(project: Path) -> list[Path]:
     rows = re.findall(
         r"<!-- row: Configuration -->\n```markdown\n(.*?)\n```", readme, re.DOTALL
     )
+    entries = re.findall(
+        r"<!-- entry: server.json -->\n```json\n(.*?)\n```", readme, re.DOTALL
+    )
     assert files, "the README shows no example files"
     assert rows, "the README shows no Configuration row for the example's setting"
+    assert entries, "the README shows no server.json entry for the example's setting"
     for path, code in files:
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(code, encoding="utf-8")
@@ -96,6 +103,10 @@ def add_the_readme_example(project: Path) -> list[Path]:
     (project / "README.md").write_text(
         before + heading + "\n".join(lines) + next_heading + after, encoding="utf-8"
     )
+    server_json = json.loads((project / "server.json").read_text(encoding="utf-8"))
+    for entry in entries:
+        server_json["packages"][0]["environmentVariables"].append(json.loads(entry))
+    (project / "server.json").write_text(json.dumps(server_json, indent=2) + "\n")
     return [Path(path) for path, _code in files]
 
 

@@ -18,7 +18,11 @@ name = "tiny"
 version = "0"
 
 [dependency-groups]
-dev = ["pytest", "pytest-xdist", "ruff"]
+dev = ["mypy", "pytest", "pytest-xdist", "ruff"]
+
+[tool.mypy]
+strict = true
+files = ["src"]
 
 [tool.pytest.ini_options]
 markers = ["process: starts a subprocess"]
@@ -27,9 +31,9 @@ markers = ["process: starts a subprocess"]
 PASSING_TEST = "def test_passes():\n    assert 1 + 1 == 2\n"
 
 
-def make_project(root: Path, test_source: str) -> Path:
+def make_project(root: Path, test_source: str, module_source: str = "") -> Path:
     (root / "src" / "tiny").mkdir(parents=True)
-    (root / "src" / "tiny" / "__init__.py").write_text("")
+    (root / "src" / "tiny" / "__init__.py").write_text(module_source)
     (root / "tests").mkdir()
     (root / "tests" / "test_tiny.py").write_text(test_source)
     (root / "pyproject.toml").write_text(PYPROJECT)
@@ -50,18 +54,19 @@ def test_passing_project_passes_and_is_left_untouched(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("test_source", "failing_step"),
+    ("test_source", "module_source", "failing_step"),
     [
-        ("def test_fails():\n    assert 1 + 1 == 3\n", "pytest failed"),
-        ("def test_passes():\n    assert 1+1 == 2\n", "ruff format --check failed"),
-        ("import os\n\n\n" + PASSING_TEST, "ruff check failed"),
+        ("def test_fails():\n    assert 1 + 1 == 3\n", "", "pytest failed"),
+        ("def test_passes():\n    assert 1+1 == 2\n", "", "ruff format --check failed"),
+        ("import os\n\n\n" + PASSING_TEST, "", "ruff check failed"),
+        (PASSING_TEST, "def untyped(x):\n    return x\n", "mypy failed"),
     ],
-    ids=["failing-test", "unformatted", "lint-error"],
+    ids=["failing-test", "unformatted", "lint-error", "untyped"],
 )
 def test_failing_step_is_named(
-    tmp_path: Path, test_source: str, failing_step: str
+    tmp_path: Path, test_source: str, module_source: str, failing_step: str
 ) -> None:
-    project = make_project(tmp_path, test_source)
+    project = make_project(tmp_path, test_source, module_source)
     with pytest.raises(ProjectCheckError, match=failing_step):
         check_project(project)
 

@@ -3,12 +3,20 @@
 # ///
 """Checks for council: `uvx nox` runs them all."""
 
+import glob
+import shutil
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 # A supported Python that is not installed fails its session instead of skipping it.
 nox.options.error_on_missing_interpreters = True
+
+# The MCP bundle CLI, pinned: `mcpb pack` output is what Claude Desktop installs.
+MCPB = "@anthropic-ai/mcpb@2.1.2"
+BUNDLE = "build/council.mcpb"
+EXTRAS = "openai,anthropic,otel,postgres"
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
@@ -21,11 +29,38 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy --strict on src/, with every extra installed."""
+    session.install("-e", f".[{EXTRAS}]", "--group", "types")
+    session.run("mypy", *session.posargs)
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite, on every supported Python."""
     session.install("-e", ".", "--group", "test")
     session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session(default=False)
+def package(session: nox.Session) -> None:
+    """Build and check what a release ships: dist/ (sdist, wheel) and build/*.mcpb.
+
+    twine checks the distributions, `mcpb validate` and `mcpb pack` the bundle
+    (Node.js's npx is needed), hadolint the Dockerfile, and tests/image_check.py runs
+    the Dockerfile's own install and start commands here, without a container engine.
+    The release workflow publishes exactly these files.
+    """
+    session.install("--group", "package")
+    shutil.rmtree("dist", ignore_errors=True)
+    shutil.rmtree("build", ignore_errors=True)
+    session.run("uv", "build", "--out-dir", "dist", external=True)
+    session.run("twine", "check", "--strict", *glob.glob("dist/*"))
+    session.run("npx", "--yes", MCPB, "validate", "manifest.json", external=True)
+    session.run("npx", "--yes", MCPB, "pack", ".", BUNDLE, external=True)
+    session.run("hadolint", "Dockerfile")
+    session.run("python", "tests/image_check.py")
 
 
 @nox.session(default=False)

@@ -149,7 +149,9 @@ class ServerSettings(BaseSettings):
 class GatewaySettings(BaseSettings):
     """The LLM gateway: its bounds, and the server-side LLM."""
 
-    model_config = SettingsConfigDict(env_prefix="MCP_SAMPLING_")
+    # An empty variable is an unset one: forms such as Claude Desktop's bundle
+    # settings pass every field left blank as "".
+    model_config = SettingsConfigDict(env_prefix="MCP_SAMPLING_", env_ignore_empty=True)
 
     max_concurrency: int = Field(
         10,

@@ -1,0 +1,122 @@
+"""server.json, the MCP Registry's entry: valid, complete, and in step with the project.
+
+The schema is the Registry's own, kept in tests/fixtures/ (see its README there), so
+this runs offline; the Registry validates the same file again when the release
+workflow publishes it.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from importlib.metadata import metadata
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator, FormatChecker
+from pydantic import SecretStr
+
+from weather.core._settings import env_name, is_secret
+from weather.server import settings_classes
+
+PROJECT = Path(__file__).parents[1]
+SCHEMA = json.loads((PROJECT / "tests/fixtures/server.schema.json").read_text())
+
+
+def server_json() -> dict[str, Any]:
+    return json.loads((PROJECT / "server.json").read_text(encoding="utf-8"))
+
+
+def project_metadata() -> dict[str, Any]:
+    """The installed distribution's metadata, built from pyproject.toml."""
+    installed = metadata("weather")
+    urls = dict(url.split(", ", 1) for url in installed.get_all("Project-URL") or [])
+    return {
+        "name": installed["Name"],
+        "version": installed["Version"],
+        "description": installed["Summary"],
+        "repository": urls["Repository"],
+    }
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    validator = Draft7Validator(SCHEMA, format_checker=FormatChecker())
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '/'}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+def test_server_json_is_valid_against_the_registry_schema() -> None:
+    assert schema_errors(server_json()) == []
+
+
+def test_the_schema_check_catches_what_the_registry_refuses() -> None:
+    """Control for the test above: the same check reports the Registry's rules."""
+    too_long = {**server_json(), "description": "x" * 101}
+    no_name = {key: value for key, value in server_json().items() if key != "name"}
+
+    assert any("is too long" in error for error in schema_errors(too_long))
+    assert any("'name' is a required property" in e for e in schema_errors(no_name))
+
+
+def expected_variable(settings_class: type[Any], field: str) -> dict[str, Any]:
+    """The Registry entry a setting needs: what a client shows the user."""
+    info = settings_class.model_fields[field]
+    types = [t for t in (info.annotation, *typing.get_args(info.annotation)) if t]
+    entry: dict[str, Any] = {
+        "name": env_name(settings_class, field),
+        "description": info.description,
+    }
+    if bool in types:
+        entry["format"] = "boolean"
+    elif {int, float} & set(types):
+        entry["format"] = "number"
+    elif Path in types:
+        entry["format"] = "filepath"
+    if choices := [
+        str(choice)
+        for t in types
+        if typing.get_origin(t) is typing.Literal
+        for choice in typing.get_args(t)
+    ]:
+        entry["choices"] = choices
+    if info.default is not None and not isinstance(info.default, SecretStr):
+        default = info.default
+        entry["default"] = str(default).lower() if bool in types else str(default)
+    if is_secret(info.annotation):
+        entry["isSecret"] = True
+    return entry
+
+
+def test_server_json_declares_every_setting_as_the_settings_define_it() -> None:
+    expected = [
+        expected_variable(settings_class, field)
+        for settings_class in settings_classes()
+        for field in settings_class.model_fields
+    ]
+    (package,) = server_json()["packages"]
+    declared = package.get("environmentVariables", [])
+    fix = (
+        "server.json's environmentVariables are out of step with the settings "
+        "classes; replace them with:\n" + json.dumps(expected, indent=2)
+    )
+    assert declared == expected, fix
+
+
+def test_server_json_names_this_package_and_version() -> None:
+    project = project_metadata()
+    document = server_json()
+    (package,) = document["packages"]
+    assert document["version"] == project["version"]
+    assert package["version"] == project["version"]
+    assert package["identifier"] == project["name"]
+    assert (package["registryType"], package["runtimeHint"]) == ("pypi", "uvx")
+    assert package["transport"] == {"type": "stdio"}
+    assert document["description"] == project["description"]
+    assert document["repository"]["url"] == project["repository"]
+
+
+def test_readme_carries_the_mcp_name_pypi_verification_needs() -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    assert f"<!-- mcp-name: {server_json()['name']} -->" in readme

