@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic.fields import FieldInfo
 
 from weather.core import GatewaySettings
 from weather.core._settings import (
@@ -23,23 +24,63 @@ from weather.core._settings import (
     is_secret,
     load_settings,
 )
+from weather.server import settings_classes
 
 PROJECT = Path(__file__).parents[1]
+PROJECT_NAME = "weather"
 PLACEHOLDER = re.compile(r"^\$\{user_config\.(\w+)\}$")
-SERVER_LLM = ["provider", "model", "api_key", "base_url"]
+# What Claude Desktop's users configure: the server-side LLM, nothing else.
+SERVER_LLM = ["provider", "model", "api_key", "base_url", "mode"]
+# How a description offers choices, e.g. "Type openai or anthropic. ..."
+CHOICES = re.compile(r"^Type ((?:[\w-]+, )*[\w-]+ or [\w-]+)\. ")
 
 
 def manifest() -> dict[str, Any]:
     return json.loads((PROJECT / "manifest.json").read_text(encoding="utf-8"))
 
 
-def claude_desktop_env(user_values: dict[str, str]) -> dict[str, str]:
+def setting_of(env: str) -> FieldInfo:
+    """The setting an environment variable sets, from every settings class."""
+    settings = {
+        env_name(settings_class, field): info
+        for settings_class in settings_classes()
+        for field, info in settings_class.model_fields.items()
+    }
+    assert env in settings, f"manifest.json sets {env}, which is no setting"
+    return settings[env]
+
+
+def form() -> dict[str, tuple[dict[str, Any], FieldInfo]]:
+    """Each environment variable the bundle sets: its form field and its setting."""
+    fields = manifest()["user_config"]
+    pairs = {}
+    for env, value in manifest()["server"]["mcp_config"]["env"].items():
+        match = PLACEHOLDER.match(value)
+        assert match, f"{env} must take its value from user_config"
+        pairs[env] = (fields[match.group(1)], setting_of(env))
+    return pairs
+
+
+def literal_choices(annotation: object) -> list[str]:
+    return sorted(
+        str(choice)
+        for t in (annotation, *typing.get_args(annotation))
+        if typing.get_origin(t) is typing.Literal
+        for choice in typing.get_args(t)
+    )
+
+
+def claude_desktop_env(user_values: dict[str, str]) -> dict[str, str] | None:
     """The environment Claude Desktop gives the server, as mcpb's own code builds it.
 
-    Defaults first, then what the user typed; a placeholder whose field has neither
+    None while a required field is blank (the server is not started); otherwise
+    defaults first, then what the user typed; a placeholder whose field has neither
     stays in the value as it is (`getMcpConfigForManifest` in @anthropic-ai/mcpb).
     """
     fields = manifest()["user_config"]
+    if any(field.get("required") and not user_values.get(key)
+           for key, field in fields.items()):  # fmt: skip
+        return None
     values = {key: str(field["default"]) for key, field in fields.items()
               if "default" in field} | user_values  # fmt: skip
     env = manifest()["server"]["mcp_config"]["env"]
@@ -50,42 +91,65 @@ def claude_desktop_env(user_values: dict[str, str]) -> dict[str, str]:
     }  # fmt: skip
 
 
-def test_the_bundle_names_this_package_and_version() -> None:
-    installed = metadata("weather")
+def test_the_bundle_names_this_project_and_version() -> None:
+    pyproject = (PROJECT / "pyproject.toml").read_text(encoding="utf-8")
+    project = dict(re.findall(r'^(name|version) = "([^"]+)"$', pyproject, re.MULTILINE))
     document = manifest()
-    assert document["name"] == installed["Name"]
-    assert document["version"] == installed["Version"]
-    assert document["description"] == installed["Summary"]
+    assert document["name"] == project["name"] == PROJECT_NAME
+    assert document["version"] == project["version"], "bump manifest.json's version"
+    assert document["description"] == metadata(PROJECT_NAME)["Summary"]
 
 
-def test_the_form_offers_the_server_side_llm_settings_each_as_it_is_defined() -> None:
-    fields = manifest()["user_config"]
+def test_the_form_sets_exactly_the_server_side_llm_settings() -> None:
     env = manifest()["server"]["mcp_config"]["env"]
-    settings = {env_name(GatewaySettings, field): field for field in SERVER_LLM}
-    assert sorted(env) == sorted(settings)
-    used = []
-    for name, value in env.items():
-        match = PLACEHOLDER.match(value)
-        assert match, f"{name} must take its value from user_config"
-        used.append(match.group(1))
-        field = fields[match.group(1)]
-        info = GatewaySettings.model_fields[settings[name]]
-        assert field.get("sensitive", False) == is_secret(info.annotation), name
-        # mcpb leaves "${user_config.x}" in place for a blank field without a default.
-        assert field.get("required") or "default" in field, name
-    assert sorted(used) == sorted(fields), "a field the server never reads"
+    expected = [env_name(GatewaySettings, field) for field in SERVER_LLM]
+    assert sorted(env) == sorted(expected)
+    used = [PLACEHOLDER.match(value) for value in env.values()]
+    fields = manifest()["user_config"]
+    assert sorted(m.group(1) for m in used if m) == sorted(fields), (
+        "a user_config field the server never reads"
+    )
 
 
-def test_the_form_runs_the_server_with_every_provider_sdk() -> None:
+def test_only_the_secret_settings_are_sensitive() -> None:
+    for env, (field, info) in form().items():
+        assert field.get("sensitive", False) == is_secret(info.annotation), env
+    api_key, _ = form()[env_name(GatewaySettings, "api_key")]
+    assert api_key["sensitive"] is True
+
+
+def test_the_choices_offered_are_the_settings_own() -> None:
+    for env, (field, info) in form().items():
+        offered = CHOICES.match(field["description"])
+        choices = sorted(re.split(r", | or ", offered.group(1))) if offered else []
+        assert choices == literal_choices(info.annotation), env
+        if choices and field.get("default"):
+            assert field["default"] in choices, env
+
+
+def test_a_blank_field_reaches_the_server_as_its_default() -> None:
+    for env, (field, info) in form().items():
+        if field.get("required"):
+            assert "default" not in field, f"{env}: required, so typed, not defaulted"
+            continue
+        # mcpb leaves "${user_config.x}" in place for a blank field without a default;
+        # "" is what the server reads as unset.
+        assert "default" in field, env
+        default = "" if info.default is None else str(info.default)
+        assert field["default"] == default, env
+
+
+def test_the_bundle_runs_the_server_with_every_provider_sdk() -> None:
     config = manifest()["server"]["mcp_config"]
     provider = GatewaySettings.model_fields["provider"].annotation
-    choices = [c for t in typing.get_args(provider) for c in typing.get_args(t)]
+    args = config["args"]
     assert config["command"] == "uv"
-    assert config["args"][:3] == ["run", "--directory", "${__dirname}"]
-    assert config["args"][-1] == "weather"
-    extras = config["args"][4:-1:2]
-    assert sorted(extras) == sorted(choices)
-    installed = metadata("weather")
+    assert args[:3] == ["run", "--directory", "${__dirname}"]
+    assert "--no-dev" in args
+    assert args[-1] == PROJECT_NAME
+    extras = [args[i + 1] for i, arg in enumerate(args) if arg == "--extra"]
+    assert sorted(extras) == literal_choices(provider)
+    installed = metadata(PROJECT_NAME)
     assert set(extras) <= set(installed.get_all("Provides-Extra") or [])
 
 
@@ -95,19 +159,31 @@ def test_the_form_runs_the_server_with_every_provider_sdk() -> None:
         {"sampling_provider": "anthropic", "sampling_model": "claude-sonnet-4-5",
          "sampling_api_key": "sk-ant-test"},
         {"sampling_provider": "openai", "sampling_model": "llama3.2",
-         "sampling_base_url": "http://localhost:11434/v1"},
+         "sampling_base_url": "http://localhost:11434/v1", "sampling_mode": "always"},
+        {"sampling_provider": "openai", "sampling_model": "gpt-4.1-mini",
+         "sampling_api_key": "sk-test", "sampling_base_url": "",
+         "sampling_mode": ""},
     ],
-    ids=["hosted-with-key", "local-without-key"],
+    ids=["hosted-with-key", "local-without-key", "fields-cleared"],
 )  # fmt: skip
 def test_a_filled_in_form_is_a_configuration_the_server_accepts(
     user_values: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    environment = claude_desktop_env(user_values)
+    assert environment is not None
     for name in [name for name in os.environ if name.startswith("MCP_")]:
         monkeypatch.delenv(name)
-    for name, value in claude_desktop_env(user_values).items():
+    for name, value in environment.items():
         monkeypatch.setenv(name, value)
 
-    settings = load_settings([GatewaySettings])[GatewaySettings]
+    settings = load_settings(settings_classes())[GatewaySettings]
 
+    assert isinstance(settings, GatewaySettings)
     assert settings.provider == user_values["sampling_provider"]
     assert settings.model == user_values["sampling_model"]
+    assert settings.mode == (user_values.get("sampling_mode") or "fallback")
+
+
+def test_a_form_without_provider_or_model_starts_nothing() -> None:
+    assert claude_desktop_env({"sampling_provider": "openai"}) is None
+    assert claude_desktop_env({"sampling_model": "gpt-4.1-mini"}) is None

@@ -304,6 +304,23 @@ def test_an_incomplete_configuration_stops_the_server_with_a_message(
     assert API_KEY not in error
 
 
+def test_a_blank_server_side_llm_variable_is_an_unset_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What Claude Desktop's bundle form (manifest.json) passes for blank fields.
+    for field in ("provider", "model", "api_key", "base_url", "mode"):
+        monkeypatch.setenv(f"MCP_SAMPLING_{field.upper()}", "")
+    blank = GatewaySettings()
+    assert (blank.provider, blank.model, blank.api_key) == (None, None, None)
+    assert (blank.base_url, blank.mode) == (None, "fallback")
+
+    monkeypatch.setenv("MCP_SAMPLING_PROVIDER", "openai")
+    monkeypatch.setenv("MCP_SAMPLING_MODEL", "llama3.2")
+    monkeypatch.setenv("MCP_SAMPLING_BASE_URL", "http://127.0.0.1:11434/v1")
+    local = GatewaySettings()
+    assert (local.provider, local.api_key, local.mode) == ("openai", None, "fallback")
+
+
 @pytest.mark.parametrize("provider_name", ["openai", "anthropic"])
 def test_a_missing_provider_sdk_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch,

@@ -149,8 +149,9 @@ class ServerSettings(BaseSettings):
 class GatewaySettings(BaseSettings):
     """The LLM gateway: its bounds, and the server-side LLM."""
 
-    # An empty variable is an unset one: forms such as Claude Desktop's bundle
-    # settings pass every field left blank as "".
+    # An empty variable is an unset one: Claude Desktop's bundle form (manifest.json)
+    # passes each optional field left blank as "", not a provider or URL to refuse.
+    # Not so for ServerSettings: an empty MCP_HTTP_TOKEN must stay an error.
     model_config = SettingsConfigDict(env_prefix="MCP_SAMPLING_", env_ignore_empty=True)
 
     max_concurrency: int = Field(
