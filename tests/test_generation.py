@@ -9,12 +9,8 @@ minimum Python. Each pattern alone is a reference server (``nox -s reference``),
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ import yaml
 
 from project_check import ProjectCheckError, check_project
 from render import SAMPLE_ANSWERS, example_choices, question_choices, render
+from session_tools import session_tool
 
 
 def test_the_readme_example_tool_works_as_copied_into_an_empty_project(
@@ -143,13 +140,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 def run_actionlint(
     project: Path, workflows: list[Path]
 ) -> subprocess.CompletedProcess[str]:
-    # Installed by the nox session next to the interpreter running the tests.
-    scripts = os.pathsep.join(
-        [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
-    )
-    actionlint = shutil.which("actionlint", path=scripts) or shutil.which("actionlint")
-    if actionlint is None:
-        pytest.fail("actionlint not found: run the tests with `nox -s tests`")
+    actionlint = session_tool("actionlint")
     return subprocess.run(
         [actionlint, "-no-color", *map(str, workflows)],
         cwd=project,

@@ -11,17 +11,16 @@ One project (the summarizer alone, to keep the install small) serves the module.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from render import SAMPLE_ANSWERS, render
+from session_tools import session_tool
 
 PROJECT_NAME = str(SAMPLE_ANSWERS["project_name"])
 
@@ -42,13 +41,7 @@ def broken(project: Path, tmp_path: Path) -> Path:
 
 
 def run_hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
-    # Installed by the nox session next to the interpreter running the tests.
-    scripts = os.pathsep.join(
-        [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
-    )
-    hadolint = shutil.which("hadolint", path=scripts) or shutil.which("hadolint")
-    if hadolint is None:
-        pytest.fail("hadolint not found: run the tests with `nox -s tests`")
+    hadolint = session_tool("hadolint")
     return subprocess.run(
         [hadolint, "--no-color", str(dockerfile)],
         cwd=dockerfile.parent,
