@@ -331,6 +331,10 @@ async def main() -> None:
             f"{summary_modern:.2f} s ({summary_modern_calls} calls)",
         ),
         ("modern: summarizer 1 MB tools/call", f"{len(summary_rounds)}"),
+        (
+            "modern / legacy: summarizer 1 MB wall",
+            f"{summary_modern / summary_seconds:.2f} (goal: at most 1.3)",
+        ),
         ("stdio: median tool call, bare create_message", f"{bare * 1000:.2f} ms"),
         ("stdio: median tool call, gateway", f"{gateway * 1000:.2f} ms"),
         ("gateway overhead per call", f"{(gateway - bare) * 1000:+.2f} ms"),

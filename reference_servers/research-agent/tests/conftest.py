@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import hypothesis
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.sampling import SamplingHandler
@@ -49,10 +50,17 @@ from provider_standin import Dialect, ProviderStandIn
 
 from research_agent.core import GatewaySettings
 from research_agent.core.testing import (
+    ReadableErrors,
     Respond,
+    Retries,
     ScriptedLLM,
 )
 from research_agent.server import create_server
+
+# Properties are checked for what they hold, not for how fast: timing goals live in
+# benchmarks, and a busy machine must not fail a property.
+hypothesis.settings.register_profile("project", deadline=None)
+hypothesis.settings.load_profile("project")
 
 PROFILES: dict[str, SamplingCapability | None] = {
     "tools": SamplingCapability(tools=SamplingToolsCapability()),
@@ -94,6 +102,11 @@ def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
     so requests and replies cross the provider's real SDK and wire format.
     `llm` answers instead of the scripted LLM. `setup` may add test-only tools to the
     server before the client connects.
+
+    Every server is watched as a client sees it: on the modern era the last round of
+    each tool call is sent twice, and the second answer must equal the first (see
+    `Retries`; `retries=Retries(every_round=True)` sends every round twice at once);
+    and no error a client reads may hold pydantic's dump (`ReadableErrors`).
     """
 
     @asynccontextmanager
@@ -106,6 +119,7 @@ def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
         llm: SamplingHandler = scripted_llm,
         setup: Callable[[FastMCP, GatewaySettings], None] | None = None,
         era: str = era,
+        retries: Retries | None = None,
         **client_options: object,
     ) -> AsyncIterator[Client]:
         async with AsyncExitStack() as stack:
@@ -118,6 +132,9 @@ def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
             server = create_server(
                 gateway, sampling_handler=llm if server_llm else None
             )
+            errors = ReadableErrors.watching(server)
+            if era == "modern":
+                retries = (retries or Retries()).watch(server)
             if setup is not None:
                 setup(server, gateway)
             capability = PROFILES[profile]
@@ -130,6 +147,9 @@ def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
                 Client(server, mode=ERAS[era], **client_options)
             )
             yield client
+        errors.assert_readable()
+        if retries is not None:
+            retries.assert_same()
 
     return connect
 

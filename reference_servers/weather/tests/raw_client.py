@@ -2,8 +2,12 @@
 
 `raw_client(server, answer)` connects in memory, declares `sampling` (with tools by
 default), and answers every `sampling/createMessage` with `answer(params)`: any JSON
-object as the result — a malformed one too — or `{"error": {...}}`. Requests are
-answered concurrently, as the TypeScript SDK does.
+value as the result — a malformed one too — or `{"error": {...}}`. On the legacy era
+(a 2025-11-25 session) the requests are pushed and answered concurrently, as the
+TypeScript SDK does; on the modern era (2026-07-28) they come back in each round's
+`InputRequiredResult`, and the client calls the tool again with every answer, as
+MRTR asks. Either way `call_tool` returns the tool call's last raw response, and no
+error the server sends may hold pydantic's dump (`ReadableErrors`).
 
     async with raw_client(server, lambda params: {"content": "nonsense"}) as call_tool:
         result = await call_tool("summarize", {"text": "..."})   # the raw result
@@ -27,8 +31,11 @@ from mcp.types import (
     JSONRPCResponse,
 )
 
-Answer = Callable[[dict[str, Any]], dict[str, Any]]
+from weather.core.testing import ReadableErrors
+
+Answer = Callable[[dict[str, Any]], Any]
 CallTool = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+MODERN_ROUNDS = 20
 
 
 @asynccontextmanager
@@ -36,9 +43,12 @@ async def raw_client(
     server: FastMCP,
     answer: Answer,
     *,
+    era: str = "legacy",
     sampling: dict[str, Any] | None = None,
 ) -> AsyncIterator[CallTool]:
     """`call_tool(name, arguments)` on `server`, sampling answered by `answer`."""
+    errors = ReadableErrors.watching(server)
+    capabilities = {"sampling": {"tools": {}} if sampling is None else sampling}
     async with (
         create_client_server_memory_streams() as (client, served),
         server._lifespan_manager(),
@@ -51,26 +61,56 @@ async def raw_client(
         )
         connection = _Connection(*client, answer, group)
         group.start_soon(connection.read)
-        capabilities = {"sampling": {"tools": {}} if sampling is None else sampling}
-        await connection.request(
-            "initialize",
-            {
-                "protocolVersion": "2025-11-25",
-                "capabilities": capabilities,
-                "clientInfo": {"name": "raw", "version": "0"},
-            },
-        )
-        await connection.send(
-            JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized")
-        )
-
-        async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-            return await connection.request(
-                "tools/call", {"name": name, "arguments": arguments}
+        if era == "modern":
+            call_tool = _modern(connection, capabilities, answer)
+        else:
+            await connection.request(
+                "initialize",
+                {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": capabilities,
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
             )
+            await connection.send(
+                JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized")
+            )
+
+            async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+                return await connection.request(
+                    "tools/call", {"name": name, "arguments": arguments}
+                )
 
         yield call_tool
         group.cancel_scope.cancel()
+    errors.assert_readable()
+
+
+def _modern(connection: _Connection, capabilities: dict, answer: Answer) -> CallTool:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    }
+
+    async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": name, "arguments": arguments, "_meta": meta}
+        for _ in range(MODERN_ROUNDS):
+            response = await connection.request("tools/call", params)
+            result = response.get("result") or {}
+            if result.get("resultType") != "input_required":
+                return response
+            params = {
+                **params,
+                "requestState": result["requestState"],
+                "inputResponses": {
+                    key: answer(request["params"])
+                    for key, request in result["inputRequests"].items()
+                },
+            }
+        raise AssertionError(f"{name} did not finish in {MODERN_ROUNDS} rounds")
+
+    return call_tool
 
 
 class _Connection:
@@ -108,11 +148,14 @@ class _Connection:
             await self.send(JSONRPCResponse(jsonrpc="2.0", id=request.id, result={}))
             return
         answer = self._answer(request.params or {})
-        if "error" in answer:
+        if isinstance(answer, dict) and "error" in answer:
             await self.send(
                 JSONRPCError(jsonrpc="2.0", id=request.id, error=answer["error"])
             )
         else:
+            # model_construct: a result that is not an object goes out as it is.
             await self.send(
-                JSONRPCResponse(jsonrpc="2.0", id=request.id, result=answer)
+                JSONRPCResponse.model_construct(
+                    jsonrpc="2.0", id=request.id, result=answer
+                )
             )

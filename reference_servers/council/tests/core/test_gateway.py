@@ -11,6 +11,7 @@ from conftest import SAMPLING_PROFILES, Connect
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, Field
 from raw_client import raw_client
 
 from council.core import (
@@ -199,47 +200,122 @@ def reply_with(content: object, **fields: object) -> dict:
 
 
 TOOL_CALL = {"type": "tool_use", "id": "t1", "name": "search", "input": {"q": "x"}}
-BAD_REPLIES = {
-    "missing-fields": ({}, "not a sampling result: content: Field required"),
-    "unknown-content": (
-        reply_with({"type": "video", "data": "x"}),
-        "sent a reply that is not a sampling result: content",
-    ),
-    "image": (
-        reply_with({"type": "image", "data": "AAAA", "mimeType": "image/png"}),
-        "answered with image content; only text and tool calls are usable",
-    ),
-    "audio": (
-        reply_with({"type": "audio", "data": "AAAA", "mimeType": "audio/wav"}),
-        "answered with audio content",
+HOSTILE_ANSWERS = {
+    # name: (tool, answer, what the client reads)
+    "text-where-a-tool-call-is-needed": (
+        "judge",
+        reply_with({"type": "text", "text": "It looks fine to me."}),
+        (
+            "The LLM gave no valid Verdict in 4 attempts (MCP_SAMPLING_MAX_RETRIES=3). "
+            "The last answer's problem: the reply contains no JSON value"
+        ),
     ),
     "tool-call-without-tools": (
-        reply_with([TOOL_CALL], stop_reason="toolUse"),
-        "answered with a tool call, but this request offered no tools",
+        "ask",
+        reply_with([TOOL_CALL], stopReason="toolUse"),
+        (
+            "The LLM answered with a tool call (search), but this request offered no "
+            "tools."
+        ),
+    ),
+    "unknown-tool": (
+        "judge",
+        reply_with([TOOL_CALL], stopReason="toolUse"),
+        "The last answer's problem: it called search, not final_response",
+    ),
+    "image": (
+        "ask",
+        reply_with({"type": "image", "data": "AAAA", "mimeType": "image/png"}),
+        (
+            "The LLM answered with image content; only text and tool calls are usable "
+            "here."
+        ),
+    ),
+    "audio": (
+        "ask",
+        reply_with({"type": "audio", "data": "AAAA", "mimeType": "audio/wav"}),
+        "The LLM answered with audio content",
+    ),
+    "unknown-content": (
+        "ask",
+        reply_with({"type": "video", "data": "x"}),
+        "The LLM answered with video content",
     ),
     "empty-text": (
+        "ask",
         reply_with({"type": "text", "text": "  "}),
-        "answered with empty text",
+        "The LLM answered with empty text.",
     ),
-    "longer-than-max-tokens": (
+    "over-the-size-bound": (
+        "ask",
         reply_with({"type": "text", "text": "x" * (1024 * 8 + 1)}),
-        "8,193 characters, more than maxTokens=1024 can produce",
+        "The LLM's reply has 8,193 characters, more than maxTokens=1024 can produce",
+    ),
+    "no-content": (
+        "ask",
+        {"role": "assistant", "model": "hostile"},
+        "The LLM's reply is not a sampling result: it has no content.",
+    ),
+    "content-a-string": (
+        "ask",
+        reply_with("It looks fine to me."),
+        (
+            "The LLM's reply is not a sampling result: its content is a string, not "
+            "content blocks."
+        ),
+    ),
+    "tool-input-a-string": (
+        "judge",
+        reply_with([{**TOOL_CALL, "name": "final_response", "input": "{}"}]),
+        (
+            "The LLM's reply is not a sampling result: content block 1 (tool_use): "
+            "input: Input should be a valid dictionary"
+        ),
+    ),
+    "missing-fields": (
+        "ask",
+        {"content": {"type": "text", "text": "Fine."}},
+        (
+            "The LLM's reply is not a sampling result: role: Field required; model: "
+            "Field required"
+        ),
     ),
 }
 
 
-@pytest.mark.parametrize(("reply", "message"), BAD_REPLIES.values(), ids=BAD_REPLIES)
-async def test_a_bad_reply_is_one_clear_error_saying_what_the_model_sent(
-    reply: dict, message: str
+class Verdict(BaseModel):
+    """Whether the text is acceptable."""
+
+    ok: bool = Field(description="True when it is.")
+
+
+def add_judge(server: FastMCP, gateway: GatewaySettings) -> None:
+    @server.tool
+    async def judge(question: str, ctx: Context) -> Verdict:
+        """A structured answer: a request that offers the final_response tool."""
+        return await LLM(ctx, gateway).structured(
+            Prompt("Is it acceptable?", question=question), result_type=Verdict
+        )
+
+
+@pytest.mark.parametrize(
+    ("tool", "hostile", "message"), HOSTILE_ANSWERS.values(), ids=HOSTILE_ANSWERS
+)
+async def test_a_hostile_answer_is_the_same_clear_error_on_both_eras(
+    tool: str, hostile: dict, message: str
 ) -> None:
-    server = create_server(GatewaySettings())
-    add_probe_tools(server, GatewaySettings())
-    async with raw_client(server, lambda _params: reply) as call_tool:
-        result = await call_tool("ask", {"question": "Well?"})
-    assert result["result"]["isError"]
-    (content,) = result["result"]["content"]
-    assert message in content["text"]
-    assert "validation error" not in content["text"]
+    read = {}
+    for era in ("legacy", "modern"):
+        server = create_server(GatewaySettings())
+        add_probe_tools(server, GatewaySettings())
+        add_judge(server, GatewaySettings())
+        async with raw_client(server, lambda _params: hostile, era=era) as call_tool:
+            result = (await call_tool(tool, {"question": "Well?"}))["result"]
+        assert result["isError"], result
+        (content,) = result["content"]
+        read[era] = content["text"]
+    assert message in read["legacy"]
+    assert read["modern"] == read["legacy"]
 
 
 async def test_cancelling_the_tool_call_cancels_its_requests_in_flight(

@@ -28,6 +28,7 @@ from raw_client import raw_client
 
 from council.cli import main
 from council.core.testing import (
+    Retries,
     Rounds,
     ScriptedLLM,
     answer,
@@ -43,6 +44,7 @@ from council.patterns.council import (
 from council.patterns.council import (
     Settings as CouncilSettings,
 )
+from council.patterns.council.store import ConflictError, open_store
 from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
@@ -136,19 +138,24 @@ async def test_a_full_debate_is_19_calls_in_three_concurrent_rounds(
 
 
 @pytest.mark.parametrize("era", ["modern"])
-async def test_a_debate_over_mrtr_is_four_tool_calls_with_every_vote_its_own(
+async def test_a_debate_over_mrtr_is_four_tool_calls_sent_twice_and_stored_once(
     connect: Connect, scripted_llm: ScriptedLLM
 ) -> None:
     council = Council()
     scripted_llm.expect(*[answer(council)] * 19)
     rounds = Rounds()
+    retries = Retries(every_round=True)
 
     def watch(server, _gateway) -> None:
-        server.middleware.insert(0, rounds)
+        rounds.watch(server)
 
-    async with connect("tools", setup=watch) as client:
+    async with connect("tools", setup=watch, retries=retries) as client:
         result = await client.call_tool("council_debate", {"topic": TOPIC})
+        listing = json.loads((await client.read_resource("council://debates"))[0].text)
     assert rounds.asked == [9, 9, 1, 0]
+    # Every round but the first sent twice at once: the debate stored once.
+    assert retries.sent_again == 3
+    assert [entry["id"] for entry in listing] == [result.structured_content["id"]]
     debate = result.structured_content
     assert debate["calls_made"] == 19
     # Each voter voted for the option holding its favourite's view; an answer applied
@@ -251,13 +258,13 @@ async def test_a_failing_llm_fails_the_first_round_with_its_own_message(
     llm_failure.assert_reported(message)
 
 
-async def test_a_member_whose_reply_is_malformed_is_absent_not_fatal() -> None:
+async def test_a_member_whose_reply_is_malformed_is_absent_not_fatal(era: str) -> None:
     council = Council()
 
     def answer(params: dict) -> dict:
         request = CreateMessageRequestParams.model_validate(params)
         if round_of(request) == "opinion" and member_of(request) == "Mediator":
-            # A tool call, though no tools were offered: the SDK cannot read it.
+            # A tool call, though no tools were offered.
             return {
                 "role": "assistant",
                 "model": "hostile",
@@ -268,11 +275,13 @@ async def test_a_member_whose_reply_is_malformed_is_absent_not_fatal() -> None:
         reply = as_reply(council(request))
         return reply.model_dump(by_alias=True, exclude_none=True)
 
-    async with raw_client(create_server(), answer) as call_tool:
+    async with raw_client(create_server(), answer, era=era) as call_tool:
         result = await call_tool("council_debate", {"topic": TOPIC})
     debate = result["result"]["structuredContent"]
     assert debate["absentees"] == ["Mediator"]
-    assert "answered with a tool call" in debate["failures"]["Mediator"]
+    assert debate["failures"]["Mediator"] == (
+        "The LLM answered with a tool call (vote), but this request offered no tools."
+    )
     assert len(debate["votes"]) == 8
 
 
@@ -420,6 +429,30 @@ def test_a_database_url_that_cannot_work_is_refused(
     monkeypatch.setattr(os, "environ", os.environ.copy())
     assert main([]) == 2
     assert message in capsys.readouterr().err
+
+
+async def test_saving_the_same_debate_again_or_at_once_stores_it_once(
+    council_db: Path,
+) -> None:
+    store = open_store(f"sqlite:///{council_db}")
+    record = json.dumps({"id": "d1", "topic": TOPIC, "winners": [], "created_at": "t"})
+    async with anyio.create_task_group() as group:
+        for _ in range(4):  # a round sent again while the first still runs
+            group.start_soon(store.save, "d1", "t", record)
+    await store.save("d1", "t", record)  # and once more, later
+    assert [entry["id"] for entry in await store.summaries()] == ["d1"]
+    assert await store.get("d1") == record
+
+
+async def test_a_different_debate_under_a_stored_id_is_refused(
+    council_db: Path,
+) -> None:
+    store = open_store(f"sqlite:///{council_db}")
+    record = {"id": "d1", "topic": TOPIC, "winners": [], "created_at": "t"}
+    await store.save("d1", "t", json.dumps(record))
+    with pytest.raises(ConflictError, match="A different debate is already stored"):
+        await store.save("d1", "t", json.dumps({**record, "winners": ["Analyst"]}))
+    assert json.loads(await store.get("d1")) == record
 
 
 @pytest.mark.process

@@ -20,9 +20,11 @@ from conftest import ERAS, PROFILES
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared.exceptions import MCPError
+from mcp.types import InputRequiredResult
 from replicas import Deployment, deployment
 
 from council.core.testing import (
+    as_reply,
     final_answer,
     prompt_text,
 )
@@ -134,6 +136,61 @@ async def test_legacy_clients_keep_to_the_replica_holding_their_session(
         assert all(len(set(rounds[name])) == 1 for name in names)
 
 
+async def test_every_round_sent_to_two_replicas_at_once_is_one_debate(
+    served: Deployment,
+) -> None:
+    """A proxy's retry while the first still runs: each round of one call sent to
+    two replicas at once (to the only one twice, on one replica). Both answer alike,
+    down to the last round, whose debate both store: it is stored once."""
+    llm = SignedLLM("twice")
+    arguments = {"topic": f"The topic of {llm.name}."}
+    pair = [client(r.url, llm, "modern") for r in (served.live() * 2)[:2]]
+
+    async def to_both(state: str, answers: dict) -> list:
+        results: list = [None, None]
+
+        async def send(index: int) -> None:
+            results[index] = await pair[index].session.call_tool(
+                "council_debate",
+                arguments,
+                request_state=state,
+                input_responses=answers,
+                allow_input_required=True,
+            )
+
+        async with anyio.create_task_group() as group:
+            for index in (0, 1):
+                group.start_soon(send, index)
+        return results
+
+    for each in pair:
+        await each.__aenter__()
+    try:
+        first = await pair[0].session.call_tool(
+            "council_debate", arguments, allow_input_required=True
+        )  # a round without requestState starts a call: sent once
+        results = [first]
+        with anyio.fail_after(60):
+            while isinstance(results[0], InputRequiredResult):
+                answers = {
+                    key: as_reply(await llm(None, request.params, None))
+                    for key, request in results[0].input_requests.items()
+                }
+                results = await to_both(results[0].request_state, answers)
+                if isinstance(results[0], InputRequiredResult):
+                    assert results[0].input_requests == results[1].input_requests
+    finally:
+        for each in pair:
+            await each.__aexit__(None, None, None)
+    debate, again = (result.structured_content for result in results)
+    assert not results[0].is_error, results[0].content
+    assert again == debate
+    assert not leaks(llm, debate)
+    async with Client(served.live()[0].url, mode=ERAS["legacy"]) as reader:
+        listing = json.loads((await reader.read_resource("council://debates"))[0].text)
+    assert [entry["id"] for entry in listing].count(debate["id"]) == 1
+
+
 async def assert_every_debate_is_readable(served: Deployment, debates) -> None:
     """From every live replica, straight to it: the debates are shared."""
     for replica in served.live():
@@ -191,3 +248,32 @@ if DEPLOYMENT == "replicas":  # killing the only replica would end every debate
             with anyio.move_on_after(5):
                 await session.__aexit__(None, None, None)
         await assert_every_debate_is_readable(served, results.values())
+
+    async def test_a_replica_killed_after_its_commit_before_its_reply_loses_nothing(
+        served: Deployment,
+    ) -> None:
+        """r1 dies after storing a debate and before answering (see `CommitWatch`):
+        HAProxy sends the lost round to another replica, which runs it again and
+        answers with the same debate, stored once."""
+        fired = served.kill_r1_after_its_next_commit()
+        for n in range(2 * len(served.replicas)):  # round robin reaches r1
+            llm = SignedLLM(f"committed-{n}")
+            with anyio.fail_after(60):
+                debate_ = await debate(served.url, llm, "modern")
+            if fired.is_set():
+                break
+        assert fired.is_set(), "no debate's last round reached r1"
+        assert not leaks(llm, debate_)
+        assert served.retried(llm.name) != []  # HAProxy retried the lost round
+        assert "r1" not in served.retried(llm.name)
+        async with Client(served.live()[0].url, mode=ERAS["legacy"]) as reader:
+            stored = json.loads(
+                (await reader.read_resource(f"council://debates/{debate_['id']}"))[
+                    0
+                ].text
+            )
+            listing = json.loads(
+                (await reader.read_resource("council://debates"))[0].text
+            )
+        assert stored == debate_
+        assert [entry["id"] for entry in listing].count(debate_["id"]) == 1

@@ -31,6 +31,7 @@ from research_agent.core import (
     Prompt,
 )
 from research_agent.core.testing import (
+    Retries,
     ScriptedLLM,
     call,
     final,
@@ -87,7 +88,10 @@ async def test_each_sampling_request_is_a_span_under_the_tool_call(
     era: str,
 ) -> None:
     scripted_llm.expect(text("Four."), text("Right."))
-    async with connect("tools", setup=add_tools) as client:
+    # One span per answer: no round sent twice.
+    async with connect(
+        "tools", setup=add_tools, retries=Retries(last_round=False)
+    ) as client:
         await client.call_tool("ask_twice", {"question": "Two and two?"})
     finished = spans.get_finished_spans()
     sampling = named(finished, "sampling")
@@ -128,7 +132,10 @@ async def test_an_agents_tool_runs_are_spans_too(
     connect: Connect, scripted_llm: ScriptedLLM, spans: InMemorySpanExporter
 ) -> None:
     scripted_llm.expect(call("lookup", {"key": "a"}), final({"found": "note a"}))
-    async with connect("tools", setup=add_tools) as client:
+    # One span per answer: no round sent twice.
+    async with connect(
+        "tools", setup=add_tools, retries=Retries(last_round=False)
+    ) as client:
         result = await client.call_tool("look_up", {})
     assert result.data == {"found": "note a"}
     finished = spans.get_finished_spans()

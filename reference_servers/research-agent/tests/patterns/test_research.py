@@ -11,6 +11,7 @@ from conftest import CLIENT_SIDE_FAILURES, Connect, LLMFailure
 from fastmcp.exceptions import ToolError
 
 from research_agent.core.testing import (
+    Retries,
     ScriptedLLM,
     call,
     final,
@@ -205,6 +206,22 @@ async def test_native_loop_searches_reads_and_reports_with_sources(
     assert hits[0]["id"] == "heat-pumps.md"
     read_result = scripted_llm.requests[2].messages[-1].content_as_list[0]
     assert "coefficient of performance" in read_result.content[0].text
+
+
+@pytest.mark.parametrize("era", ["modern"])
+async def test_every_round_sent_twice_at_once_gives_the_same_report(
+    connect: Connect, scripted_llm: ScriptedLLM
+) -> None:
+    scripted_llm.expect(
+        tool_use("search", {"query": "heat pump COP"}, call_id="s1"),
+        tool_use("read", {"source_id": "heat-pumps.md"}, call_id="r1"),
+        tool_use("final_response", REPORT, call_id="f1"),
+    )
+    retries = Retries(every_round=True)
+    async with connect("tools", retries=retries) as client:
+        result = await client.call_tool("research", {"question": "How efficient?"})
+    assert result.structured_content["summary"] == REPORT["summary"]
+    assert retries.sent_again == 3
 
 
 @pytest.mark.parametrize("mode", ["fallback", "always"])

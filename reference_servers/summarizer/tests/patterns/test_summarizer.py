@@ -21,6 +21,7 @@ from provider_standin import API_KEY, ProviderStandIn, http_error
 
 from summarizer.core import GatewaySettings
 from summarizer.core.testing import (
+    Retries,
     ScriptedLLM,
     answer,
     prompt_text,
@@ -143,6 +144,21 @@ async def test_a_long_document_is_summarised_map_reduce_at_full_concurrency(
     assert "Combine them into one summary" in prompt_text(final)
     assert [done for done, _ in progress] == list(range(1, 10))
     assert progress[-1][1] == "wrote the summary"
+
+
+@pytest.mark.parametrize("era", ["modern"])
+async def test_every_round_sent_twice_at_once_gives_the_same_summary(
+    connect: Connect, scripted_llm: ScriptedLLM, small_chunks: int
+) -> None:
+    scripted_llm.expect(
+        *[answer(lambda r: "Partial: " + prompt_text(r)[:40])] * 8,
+        text("The committee reviewed the figures eight times."),
+    )
+    retries = Retries(every_round=True)
+    async with connect("tools", retries=retries) as client:
+        result = await client.call_tool("summarize", {"text": long_document(8)})
+    assert result.data == "The committee reviewed the figures eight times."
+    assert retries.sent_again == 2  # the partials' round and the last one
 
 
 async def test_partial_summaries_longer_than_a_chunk_are_summarised_again(

@@ -23,6 +23,7 @@ from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from weather.core.testing import (
+    Retries,
     ScriptedLLM,
     final,
     prompt_text,
@@ -126,6 +127,23 @@ async def test_the_report_takes_numbers_from_the_data_and_judgment_from_the_llm(
         "precipitation_unit": "mm",
     }
     assert {k: report[k] for k in JUDGMENT} == JUDGMENT
+
+
+@pytest.mark.parametrize("era", ["modern"])
+async def test_every_round_sent_twice_at_once_reads_the_service_once(
+    connect: Connect, scripted_llm: ScriptedLLM, open_meteo: StandIn
+) -> None:
+    scripted_llm.expect(final(JUDGMENT))
+    retries = Retries(every_round=True)
+    async with connect("tools", retries=retries) as client:
+        result = await client.call_tool("get_weather", {"city": "Paris"})
+    assert {k: result.structured_content[k] for k in JUDGMENT} == JUDGMENT
+    assert retries.sent_again == 1
+    # Read in the first round (llm.step), carried in the state ever after.
+    assert [path for path, _query in open_meteo.requests] == [
+        "/v1/search",
+        "/v1/forecast",
+    ]
 
 
 @pytest.mark.parametrize("mode", ["fallback", "always"])

@@ -63,7 +63,7 @@ from ._messages import (
     user_message,
 )
 from ._prompting import Prompt, new_nonce, with_nonce
-from ._replay import RESULT_TYPES, current_round
+from ._replay import current_round
 from ._settings import GatewaySettings
 from ._structured import ask_structured
 from ._tracing import record_reply, sampling_span
@@ -269,13 +269,29 @@ class LLM:
     async def report_progress(
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Tell the client how far the tool call has got (a progress notification);
-        on the modern era, only once however many runs reach this point."""
+        """Tell the client how far the tool call has got (a progress notification).
+
+        On the modern era, only once however many runs reach this point; and while
+        the client's LLM answers by MRTR, with the round's answer, not before it: a
+        round takes milliseconds (the waits are the client's, between rounds), and a
+        round answered in one piece may be retried by a proxy when its replica dies
+        before answering (see `_replay.py`). With the server-side LLM a round does
+        wait on a model, so its progress goes out as it happens.
+        """
         if self._round is not None:
             self._round.progress += 1
             if self._round.progress <= self._round.progress_sent:
                 return
+            if not self._served_by_server_llm():
+                self._round.held_progress.append((progress, total, message))
+                return
         await self._ctx.report_progress(progress, total, message)
+
+    def _served_by_server_llm(self) -> bool:
+        try:
+            return self.route is Route.SERVER
+        except SamplingUnavailableError:
+            return False
 
     async def sample(
         self,
@@ -313,35 +329,45 @@ class LLM:
                 try:
                     with anyio.fail_after(self.settings.timeout):
                         if route is Route.SERVER:
-                            reply = await ask_server(
+                            answer = await ask_server(
                                 self._server_llm, self._ctx, params
                             )
                         else:
-                            reply = await ask_client(self._ctx, params)
+                            answer = await ask_client(self._ctx, params)
                 except TimeoutError:
                     raise SamplingTimeoutError(
                         f"{_sentence_case(route.value)} did not answer within "
                         f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
                     ) from None
+                reply = check_reply(answer, params, self.settings.chars_per_token)
                 record_reply(span, reply)
-                return check_reply(reply, params, self.settings.chars_per_token)
+                return reply
 
     async def _by_replay(self, request: CreateMessageRequestParams) -> Reply:
-        """The modern era: the journal's answer, or park until the next round."""
+        """The modern era: the journal's answer, or park until the next round.
+
+        Only a request that is sent (parked) or answered in this round is stamped
+        with its nonce: a replay passes every earlier request again.
+        """
         assert self._round is not None
         key = self._round.key(
             "sample", request.model_dump(mode="json", by_alias=True, exclude_none=True)
         )
-        params = _stamped(request, self._round.nonce(key))
         self.calls_made += 1
-        reply = self._round.answered(key, RESULT_TYPES[request.tools is not None])
-        if reply is None:
+
+        def check(answer: object) -> Reply:
+            return check_reply(answer, request, self.settings.chars_per_token)
+
+        if not self._round.answered(key):
             logger.debug("sampling request %d asked by MRTR", self.calls_made)
-            reply = await self._round.park(key, params)
-        if self._round.arrived(key):  # its span once, in the round its answer came
-            with self._span(self.route, params) as span:
-                record_reply(span, reply)
-        return check_reply(reply, params, self.settings.chars_per_token)
+            await self._round.park(key, _stamped(request, self._round.nonce(key)))
+        if not self._round.arrived(key):
+            return self._round.reply(key, check)
+        # Its span once, in the round its answer came.
+        with self._span(self.route, _stamped(request, self._round.nonce(key))) as span:
+            reply = self._round.reply(key, check)
+            record_reply(span, reply)
+            return reply
 
     def _span(self, route: Route, params: CreateMessageRequestParams) -> Any:
         return sampling_span(

@@ -25,7 +25,13 @@ the script has no entry for fails the request and the test; so does an entry lef
 unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
 `mcp.ClientSession`, as in tests that start the server as a subprocess.
 `assert_fences_genuine(request)` checks that no untrusted text forged a fence.
-`Rounds` counts the `tools/call` rounds a modern tool call takes.
+
+Watching a server (each `watching(server)` wraps all it serves, as a client sees it):
+`Rounds` counts the `tools/call` rounds a modern tool call takes; `Retries` sends
+every round that continues a modern call a second time, as a client or a proxy that
+lost the reply does, and fails the test, naming the tool, when the answer differs;
+`ReadableErrors` fails it when an error a client reads holds pydantic's dump. The
+project's `connect` fixture puts the last two on every server it builds.
 """
 
 from __future__ import annotations
@@ -34,20 +40,22 @@ import json
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeGuard, cast
 
 import anyio
-from fastmcp.server.middleware import Middleware
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CreateMessageRequestParams,
     CreateMessageResultWithTools,
-    InputRequiredResult,
+    RequestParamsMeta,
     TextContent,
     ToolResultContent,
     ToolUseContent,
 )
+from typing_extensions import Self
 
 from ._agent import EMULATED_PROTOCOL
 from ._messages import Reply, text_reply
@@ -228,7 +236,22 @@ class ScriptedLLM:
         assert not self._script, f"{len(self._script)} script entries were never used"
 
 
-class Rounds(Middleware):
+class _Watch:
+    """An SDK middleware over the whole server: it sees each request as it arrives
+    and each result or error as the client will read it (requestState sealed)."""
+
+    @classmethod
+    def watching(cls, server: Any, *args: Any, **kwargs: Any) -> Self:
+        """A new watch on `server` (see `watch`)."""
+        return cls(*args, **kwargs).watch(server)
+
+    def watch(self, server: Any) -> Self:
+        """Watch `server`, outside whatever watches it already."""
+        server._mcp_server.middleware.insert(0, self)  # FastMCP has no public hook
+        return self
+
+
+class Rounds(_Watch):
     """Records every `tools/call` the server answers: how many requests each round of
     a modern call asked for (0 for the round that returns the result).
 
@@ -240,23 +263,152 @@ class Rounds(Middleware):
     def __init__(self) -> None:
         self.asked: list[int] = []
         self.states: list[int] = []
-        """The size of each round's `requestState`, in characters."""
+        """The size of each round's sealed `requestState`, in characters."""
 
-    @classmethod
-    def watching(cls, server: Any) -> Rounds:
-        """Outside the server's own middleware, which turns a round into a result."""
-        rounds = cls()
-        server.middleware.insert(0, rounds)
-        return rounds
-
-    async def on_call_tool(self, context: Any, call_next: Any) -> Any:
-        result = await call_next(context)
-        if isinstance(result, InputRequiredResult):
-            self.asked.append(len(result.input_requests or {}))
-            self.states.append(len(result.request_state or ""))
-        else:
-            self.asked.append(0)
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "tools/call":
+            if _input_required(result):
+                self.asked.append(len(result["inputRequests"]))
+                self.states.append(len(result["requestState"]))
+            else:
+                self.asked.append(0)
         return result
+
+
+def _input_required(result: object) -> TypeGuard[dict[str, Any]]:
+    return isinstance(result, dict) and result.get("resultType") == "input_required"
+
+
+class Retries(_Watch):
+    """Sends every round that continues a modern tool call (it carries a
+    `requestState`) a second time, as a client or a proxy that lost the reply would,
+    and records where the second answer differs from the first.
+
+    A round sent again is the same run again (`_replay.py`): it must ask for the same
+    requests and, in the last round, return the same result. A tool whose effects
+    after its last model answer are not idempotent (a record stored under a fresh
+    key, a message sent twice) fails here, by name. By default the last round is
+    sent again, after the first answer; `every_round=True` sends every round twice
+    at once, as a proxy's retry may while the first still runs; `last_round=False`
+    (with `every_round` off) sends nothing again, for a test that counts what each
+    round does. The second sending asks for no progress, as a client's retry of its
+    own would not share a token. A round without `requestState` starts a call, so it
+    is never sent again.
+
+        retries = Retries.watching(server)
+        ...
+        retries.assert_same()
+    """
+
+    def __init__(self, *, every_round: bool = False, last_round: bool = True) -> None:
+        self.every_round = every_round
+        self.last_round = last_round
+        self.sent_again = 0
+        """Rounds sent a second time."""
+        self.problems: list[str] = []
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        params = ctx.params or {}
+        resent = self.every_round or self.last_round
+        if ctx.method != "tools/call" or not resent or not params.get("requestState"):
+            return await call_next(ctx)
+        unasked = {k: v for k, v in (ctx.meta or {}).items() if k != "progress_token"}
+        again = replace(ctx, meta=cast(RequestParamsMeta, unasked))
+        if self.every_round:
+            outcomes: list[Any] = [None, None]
+
+            async def run(index: int, each: ServerRequestContext[Any, Any]) -> None:
+                outcomes[index] = await _outcome(call_next, each)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(run, 0, ctx)
+                group.start_soon(run, 1, again)
+            first, second = outcomes
+        else:
+            first = await _outcome(call_next, ctx)
+            if _input_required(first):
+                return first
+            second = await _outcome(call_next, again)
+        self.sent_again += 1
+        if _comparable(first) != _comparable(second):
+            self.problems.append(
+                f"{params.get('name')}: the same round sent again was answered "
+                "differently (effects after the last model answer must be "
+                "idempotent: key them by llm.new_id()).\n"
+                f"  first: {_shown(first)}\n  again: {_shown(second)}"
+            )
+        if isinstance(first, MCPError):
+            raise first
+        return cast(HandlerResult, first)
+
+    def assert_same(self) -> None:
+        """Fail unless every round sent again was answered as it was the first time."""
+        assert not self.problems, "\n".join(self.problems)
+
+
+async def _outcome(call_next: CallNext, ctx: ServerRequestContext[Any, Any]) -> Any:
+    """The result, or the protocol error, the client would read."""
+    try:
+        return await call_next(ctx)
+    except MCPError as error:
+        return error
+
+
+def _comparable(outcome: Any) -> Any:
+    """What must not change when a round is sent again: the requests a round asks
+    for, or the result (its sealed state and `_meta` are new every time)."""
+    if isinstance(outcome, MCPError):
+        return ("error", outcome.error.code, outcome.error.message)
+    if _input_required(outcome):
+        return ("input_required", outcome["inputRequests"])
+    return {key: value for key, value in outcome.items() if key != "_meta"}
+
+
+def _shown(outcome: Any) -> str:
+    text = json.dumps(_comparable(outcome), default=str)
+    return text if len(text) <= 600 else f"{text[:600]}…"
+
+
+PYDANTIC_DUMP = ("validation error for", "input_value", "For further information visit")
+"""What betrays pydantic's own error text, which no client should read."""
+
+
+class ReadableErrors(_Watch):
+    """Records every error a client reads (a protocol error, or a tool result marked
+    `isError`) that holds pydantic's dump instead of a message of the server's.
+
+        errors = ReadableErrors.watching(server)
+        ...
+        errors.assert_readable()
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        """Every error text a client read."""
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        try:
+            result = await call_next(ctx)
+        except MCPError as error:
+            self.errors.append(error.error.message)
+            raise
+        if isinstance(result, Mapping) and result.get("isError"):
+            self.errors += [
+                block.get("text", "") for block in result.get("content") or []
+            ]
+        return result
+
+    def assert_readable(self) -> None:
+        """Fail, quoting it, if an error a client read holds pydantic's dump."""
+        dumps = [e for e in self.errors if any(mark in e for mark in PYDANTIC_DUMP)]
+        assert not dumps, f"errors holding pydantic's dump: {dumps}"
 
 
 _BOUNDARY = re.compile(r"^<<<(BEGIN|END) UNTRUSTED (.+) ([0-9a-f]{32})>>>$")

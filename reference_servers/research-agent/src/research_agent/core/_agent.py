@@ -36,6 +36,7 @@ from ._messages import (
     assistant_text,
     assistant_turn,
     blocks_of,
+    describe_problem,
     quoted,
     text_in,
     tool_result,
@@ -48,7 +49,6 @@ from ._structured import (
     FINAL_RESPONSE,
     Accepted,
     ResultSpec,
-    describe_problem,
     extract_json,
 )
 from ._tracing import tool_span

@@ -9,13 +9,23 @@ re-runs it from the top on every round, and the gateway makes each run the same 
 - Every sampling request has a key made from its content (and how many identical
   requests came before it). Answered keys come back at once from the journal, which
   travels in `requestState` (sealed by the SDK: `MCP_REQUEST_STATE_KEY`).
+- Answers reach the gateway as the client sent them (`RawAnswers` takes them off the
+  request before the SDK reads it) and are read by `check_reply`, like a pushed answer:
+  a malformed one is the same clear `LLMError` on both eras. The journal keeps what the
+  check made of an answer, and of a refused one only the refusal.
 - An unanswered request parks its task. When every task of the tool waits — parked,
   or past the `MCP_SAMPLING_MAX_CONCURRENCY` requests one round may carry — the round
   ends, and one `InputRequiredResult` carries every parked request.
 - What would differ between runs comes from the round: nonces, a seeded `random`, a
   frozen clock and ids come from a seed kept in the state; side effects run once, in
   `step`, and their results travel in the state too. Progress already reported is
-  not reported again.
+  not reported again, and a round's progress goes out with its answer: nothing of
+  a round's response leaves before the round is over, so a proxy may retry a round
+  whose replica died before answering (`deploy/haproxy.cfg`).
+- A round may arrive twice, or twice at once (a client or a proxy that lost the
+  reply): it is the same run again, so it asks for the same requests and, in the
+  last round, returns the same result. Effects after the last answer (a record
+  stored) run again too: they must be idempotent, keyed by `llm.new_id()`.
 - A run that asks for something the journal cannot explain — a request instead of
   one answered before — ends the tool call at once with an error naming the request:
   the tool is not deterministic. Never a misapplied answer, never a spin to the cap.
@@ -32,33 +42,38 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
+from mcp.server.context import CallNext as ServerCallNext
+from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.types import (
     CallToolRequestParams,
     CreateMessageRequest,
     CreateMessageRequestParams,
-    CreateMessageResult,
-    CreateMessageResultWithTools,
     InputRequest,
     InputRequiredResult,
 )
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
 
+from ._errors import SamplingFailedError
 from ._messages import Reply, quoted
 from ._settings import GatewaySettings
 
 T = TypeVar("T")
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 _current: contextvars.ContextVar[Round | None] = contextvars.ContextVar(
     "replay_round", default=None
+)
+_raw_answers: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "raw_answers", default=None
 )
 
 
@@ -86,19 +101,20 @@ class Round:
         self.rounds: int = state["rounds"] + 1
         self.progress_sent: int = state["progress"]
         self.journal: dict[str, Any] = state["journal"]
-        self.asked_at: float = state["asked_at"]
+        self.refused: dict[str, str] = state["refused"]
+        """Each refused answer's refusal: every later run gets the same failure."""
         asked = set(state["asked"])
         self._arrived = {key for key in answers if key in asked}
-        for key in self._arrived:  # only what the last round asked for
-            self.journal[key] = answers[key].model_dump(
-                mode="json", by_alias=True, exclude_none=True
-            )
+        for key in self._arrived:  # only what the last round asked for, as it came
+            self.journal[key] = answers[key]
         self.random = random.Random(self.seed)
         self._settings = settings
         self._used: set[str] = set()
         self._occurrences: Counter[str] = Counter()
         self._ids = 0
         self.progress = 0
+        self.held_progress: list[tuple[float, float | None, str | None]] = []
+        """Progress reported in this round, sent with its answer."""
         self.parked: dict[str, CreateMessageRequest] = {}
         self._runnable = 1  # the tool body itself
         self.all_waiting = anyio.Event()
@@ -111,8 +127,9 @@ class Round:
             "rounds": 0,
             "progress": 0,
             "journal": {},
+            "refused": {},
             "asked": [],
-            "asked_at": time.time(),
+            "asked_at_ms": _now_ms(),
         }
         return cls(state, {}, settings)
 
@@ -120,7 +137,7 @@ class Round:
     def resumed(
         cls,
         sealed: str | None,
-        answers: dict[str, Any] | None,
+        answers: dict[str, object] | None,
         settings: GatewaySettings,
     ) -> Round:
         if not sealed:
@@ -131,7 +148,7 @@ class Round:
                 "This tool call's requestState comes from another version of the "
                 "server; call the tool again from the start."
             )
-        late = time.time() - state["asked_at"]
+        late = (_now_ms() - state["asked_at_ms"]) / 1000
         if late > settings.timeout:
             raise ToolError(
                 f"The client's LLM did not answer within {settings.timeout:g} s "
@@ -161,11 +178,31 @@ class Round:
 
     # Requests and steps.
 
-    def answered(self, key: str, result_type: type[Reply]) -> Reply | None:
-        if key not in self.journal:
-            return None
+    def answered(self, key: str) -> bool:
+        """Whether the answer to `key` came, in this round or an earlier one."""
+        return key in self.journal or key in self.refused
+
+    def reply(self, key: str, check: Callable[[object], Reply]) -> Reply:
+        """The answer to `key`, as `check` (the gateway's `check_reply`) reads it.
+
+        An answer is read in the round it arrives: the journal keeps what the check
+        made of it, and a refused one only its refusal, so a hostile answer weighs
+        nothing in the state and every later run fails the same way.
+        """
         self._used.add(key)
-        return result_type.model_validate(self.journal[key])
+        if key in self.refused:
+            raise SamplingFailedError(self.refused[key])
+        try:
+            reply = check(self.journal[key])
+        except SamplingFailedError as error:
+            del self.journal[key]
+            self.refused[key] = str(error)
+            raise
+        if key in self._arrived:
+            self.journal[key] = reply.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        return reply
 
     def arrived(self, key: str) -> bool:
         """Whether the answer to `key` came with this round."""
@@ -217,7 +254,9 @@ class Round:
 
     def check_replayed(self) -> None:
         """Raise `_Divergence` unless this run asked again for all it asked before."""
-        forgotten = [key for key in self.journal if key not in self._used]
+        forgotten = [
+            key for key in [*self.journal, *self.refused] if key not in self._used
+        ]
         if forgotten:
             raise _Divergence(forgotten)
 
@@ -230,8 +269,9 @@ class Round:
                 "rounds": self.rounds,
                 "progress": max(self.progress, self.progress_sent),
                 "journal": self.journal,
+                "refused": self.refused,
                 "asked": list(self.parked),
-                "asked_at": time.time(),
+                "asked_at_ms": _now_ms(),
             },
             separators=(",", ":"),
         )
@@ -243,10 +283,41 @@ class Round:
         return state
 
 
-RESULT_TYPES: dict[bool, type[Reply]] = {
-    False: CreateMessageResult,
-    True: CreateMessageResultWithTools,
-}
+def _now_ms() -> int:
+    """The time in whole milliseconds: a state's size must not depend on how many
+    digits a float needs."""
+    return int(time.time() * 1000)
+
+
+class RawAnswers:
+    """Takes a modern tool call's `inputResponses` off the request before the SDK
+    reads it, so that they reach the gateway as the client sent them.
+
+    The SDK would refuse the whole round for one malformed answer (-32602 "Invalid
+    request parameters"), or read a tool call sent to a request without tools into a
+    shape the gateway could only fail on with pydantic's dump; the gateway reads
+    every answer itself (`check_reply`), as it reads a pushed one. An SDK middleware:
+    it runs before the request's parameters are validated, where FastMCP's cannot.
+    """
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: ServerCallNext
+    ) -> HandlerResult:
+        params = ctx.params
+        answers = (
+            params.get("inputResponses")
+            if ctx.method == "tools/call" and isinstance(params, Mapping)
+            else None
+        )
+        if not isinstance(answers, Mapping):
+            return await call_next(ctx)
+        assert params is not None
+        token = _raw_answers.set(dict(answers))
+        try:
+            unread = {k: v for k, v in params.items() if k != "inputResponses"}
+            return await call_next(replace(ctx, params=unread))
+        finally:
+            _raw_answers.reset(token)
 
 
 class ReplayMiddleware(Middleware):
@@ -264,7 +335,7 @@ class ReplayMiddleware(Middleware):
         request = ctx.request_context if ctx is not None else None
         if ctx is None or request is None or not is_modern(request.protocol_version):
             return await call_next(context)
-        round_ = Round.resumed(ctx.request_state, ctx.input_responses, self._settings)
+        round_ = Round.resumed(ctx.request_state, _raw_answers.get(), self._settings)
         if round_.rounds > self._settings.max_rounds:
             raise ToolError(
                 f"{context.message.name} did not finish within "
@@ -291,6 +362,8 @@ class ReplayMiddleware(Middleware):
                 group.start_soon(end_when_all_wait)
         finally:
             _current.reset(token)
+        for progress in round_.held_progress:
+            await ctx.report_progress(*progress)
         if failure:
             raise failure[0]
         try:

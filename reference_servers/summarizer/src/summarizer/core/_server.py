@@ -9,7 +9,9 @@ from typing import Any
 
 import anyio
 import fastmcp
+import fastmcp.exceptions
 import mcp.types
+import pydantic
 from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
 from fastmcp.exceptions import ToolError
@@ -23,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ._http import SessionBounds, SharedToken, StrictHost
-from ._replay import ReplayMiddleware
+from ._messages import describe_problem
+from ._replay import RawAnswers, ReplayMiddleware
 from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
 from ._tracing import ToolCall, current_tool_call
@@ -41,7 +44,8 @@ class SamplingServer(FastMCP):
       checks (`MCP_HTTP_ALLOWED_HOSTS`), the bearer token (`MCP_HTTP_TOKEN`), bounded
       sessions, and no start beyond loopback without them (see `_http.py`).
     - Every tool call ends by `MCP_TOOL_DEADLINE`, with what it has in flight
-      cancelled.
+      cancelled. Arguments that do not fit a tool's signature get a message naming
+      each problem, never pydantic's dump.
     - Over HTTP, `GET /health` (the process answers) and `GET /ready` (every check a
       pattern added with `add_readiness_check` passes), without the bearer token: for
       a load balancer's health checks.
@@ -72,7 +76,11 @@ class SamplingServer(FastMCP):
         super().__init__(
             *args,
             version=version,
-            middleware=[ToolDeadline(http.tool_deadline), ReplayMiddleware(gateway)],
+            middleware=[
+                PlainArgumentErrors(),
+                ToolDeadline(http.tool_deadline),
+                ReplayMiddleware(gateway),
+            ],
             request_state_security=RequestStateSecurity(
                 # Without a shared key, a per-process one: every round of a modern
                 # tool call must then reach this process.
@@ -83,6 +91,8 @@ class SamplingServer(FastMCP):
             ),
             **kwargs,
         )
+        # FastMCP has no hook before the SDK validates a request's parameters.
+        self._mcp_server.middleware.insert(0, RawAnswers())
         self._http = http
         self.server_llm = server_llm
         """The server-side LLM, or None (see `MCP_SAMPLING_PROVIDER`)."""
@@ -147,6 +157,26 @@ async def _problem_of(check: Check) -> str | None:
 
 async def _healthy(_request: Request) -> JSONResponse:
     return JSONResponse({"healthy": True})
+
+
+class PlainArgumentErrors(Middleware):
+    """Arguments that do not fit the tool: one line per problem, without the input
+    echoed back or pydantic's links."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mcp.types.CallToolRequestParams],
+        call_next: CallNext[mcp.types.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except fastmcp.exceptions.ValidationError as error:
+            if not isinstance(error.__cause__, pydantic.ValidationError):
+                raise
+            raise ToolError(
+                f"{context.message.name} was called with arguments that do not fit: "
+                f"{describe_problem(error.__cause__)}."
+            ) from None
 
 
 class ToolDeadline(Middleware):

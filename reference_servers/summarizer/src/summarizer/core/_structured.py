@@ -34,6 +34,7 @@ from ._messages import (
     assistant_text,
     assistant_turn,
     blocks_of,
+    describe_problem,
     quoted,
     text_in,
     tool_result,
@@ -124,21 +125,6 @@ def _decode(decoder: json.JSONDecoder, text: str, start: int, *, whole: bool) ->
     except json.JSONDecodeError:
         return _NOTHING
     return value if not whole or end == len(text) else _NOTHING
-
-
-def describe_problem(error: ValidationError | ValueError) -> str:
-    """A validation failure as the model (and the user) should read it.
-
-    It may hold what the model wrote (a key, a tag), so it is `quoted`.
-    """
-    if isinstance(error, ValidationError):
-        problem = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'the answer'}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-    else:
-        problem = str(error)
-    return quoted(problem, limit=1000)
 
 
 @dataclass(frozen=True)

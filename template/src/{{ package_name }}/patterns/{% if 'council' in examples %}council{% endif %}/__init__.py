@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ...core import LLM, GatewaySettings, LLMError, Prompt, SamplingServer
-from .store import open_store
+from .store import ConflictError, open_store
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -204,7 +204,11 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
         seated = _seat(personas, members, settings, topic)
         debate = Debate(LLM(ctx, gateway), seated, settings.quorum)
         result = await debate.run(topic)
-        await store.save(result.id, result.created_at, result.model_dump_json())
+        # The same round sent again gives the same debate: saved once (see store.py).
+        try:
+            await store.save(result.id, result.created_at, result.model_dump_json())
+        except ConflictError as error:
+            raise ToolError(str(error)) from None
         return result
 
     @mcp.resource("council://members", mime_type="application/json")

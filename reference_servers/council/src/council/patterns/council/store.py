@@ -2,9 +2,15 @@
 
 `COUNCIL_DB_URL` names the database: `sqlite:///PATH` (one process, or several on one
 machine), or `postgresql://USER:PASSWORD@HOST/DB` (any number of replicas; needs the
-`postgres` extra, psycopg 3). Records are the debates as JSON, written once each:
-concurrent debates never overwrite each other, and SQLite waits for its lock (WAL
-mode, a busy timeout) instead of failing with "database is locked".
+`postgres` extra, psycopg 3). Records are the debates as JSON, written once each,
+under the debate's id: concurrent debates never overwrite each other, and SQLite waits
+for its lock (WAL mode, a busy timeout) instead of failing with "database is locked".
+
+Saving is idempotent. A modern tool call's last round may be sent again — a client
+or a proxy that lost the reply, or retried while the first still ran — and is then
+the same run again, with the same debate under the same id (`llm.new_id()`): saving
+the same record twice, or twice at once, stores it once. A different record under an
+id already stored is a `ConflictError`.
 
     store = open_store("sqlite:////tmp/council.db")
     await store.save(result)
@@ -26,6 +32,21 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 
 SUMMARY_FIELDS = ("id", "topic", "winners", "created_at")
+SAVE = (
+    "insert into debates (id, created_at, record) values ({value}, {value}, {record}) "
+    "on conflict (id) do nothing"
+)
+"""Both databases' statement: a second save of an id changes nothing."""
+
+
+class ConflictError(Exception):
+    """A different record is stored under the id being saved."""
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(
+            f"A different debate is already stored under the id {record_id!r}; a "
+            "round sent again must give the same debate (see `llm.new_id()`)."
+        )
 
 
 class DebateStore(Protocol):
@@ -88,14 +109,18 @@ class SQLiteStore:
             )
 
     async def save(self, record_id: str, created_at: str, record: str) -> None:
-        def save() -> None:
+        def save() -> str:
             with closing(self._connect()) as db, db:
                 db.execute(
-                    "insert into debates values (?, ?, ?)",
-                    (record_id, created_at, record),
+                    SAVE.format(value="?", record="?"), (record_id, created_at, record)
                 )
+                (stored,) = db.execute(
+                    "select record from debates where id = ?", (record_id,)
+                ).fetchone()
+            return str(stored)
 
-        await anyio.to_thread.run_sync(save)
+        if await anyio.to_thread.run_sync(save) != record:
+            raise ConflictError(record_id)
 
     async def get(self, record_id: str) -> str | None:
         def get() -> str | None:
@@ -156,9 +181,17 @@ class PostgresStore:
     async def save(self, record_id: str, created_at: str, record: str) -> None:
         async with await self._connect() as db:
             await db.execute(
-                "insert into debates (id, created_at, record) values (%s, %s, %s::jsonb)",
+                SAVE.format(value="%s", record="%s::jsonb"),
                 (record_id, created_at, record),
             )
+            # jsonb keeps the record's meaning, not its text: compare it as jsonb.
+            cursor = await db.execute(
+                "select record = %s::jsonb from debates where id = %s",
+                (record, record_id),
+            )
+            (same,) = await cursor.fetchone()
+        if not same:
+            raise ConflictError(record_id)
 
     async def get(self, record_id: str) -> str | None:
         async with await self._connect() as db:
