@@ -122,6 +122,24 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 @timed
+def image(session: nox.Session) -> None:
+    """The all-pattern project's Dockerfile built from its uv.lock and run, with podman.
+
+    The container runs read-only with a volume on its home and must pass: /health and
+    /ready, 401 without the token and 421 for a foreign Host, the project's own
+    scripts/smoke_check.py on both eras naming every pattern's tool, a non-root uid,
+    its HEALTHCHECK, and SIGTERM ending it within 10 s with status 0; derived images
+    that run as root or have a wrong entry point must fail. Prints the build time and
+    the image's size. Needs podman, runc and mmdebstrap (Debian's; `.ci/run` installs
+    them); the stand-ins for the registry's base images are made once and kept in
+    podman's storage (tests/image/engine.py).
+    """
+    session.install(COPIER, "pyyaml>=6")
+    session.run("python", "tests/image/check_image.py", env=NO_BYTECODE)
+
+
+@nox.session
+@timed
 def drift(session: nox.Session) -> None:
     """Fail, naming each file, if regenerating a reference server would change it."""
     session.install(COPIER, "pyyaml>=6")
