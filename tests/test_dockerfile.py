@@ -6,6 +6,7 @@ label, a pinned base, and the install from uv.lock in two layers.
 
 from __future__ import annotations
 
+import doctest
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from image import engine
 from render import SAMPLE_ANSWERS, render
 from session_tools import session_tool
 
@@ -110,3 +112,20 @@ def test_the_image_installs_what_uv_lock_pins_the_dependencies_first(
         ("RUN", f"uv sync --locked --no-dev --no-editable {extras}"),
     ]
     assert "uv.lock" not in (project / ".dockerignore").read_text().split()
+
+
+def test_nox_image_has_a_stand_in_for_every_image_the_dockerfile_needs(
+    project: Path,
+) -> None:
+    """`nox -s image` builds on local stand-ins (tests/image/engine.py): a base image
+    it cannot stand in for fails here first, in the tests session."""
+    failed, tried = doctest.testmod(engine)
+    assert (failed, tried > 0) == (0, True)
+
+    images = engine.base_images(project / "Dockerfile")
+
+    assert len(images) == 2
+    assert [
+        bool(engine.PYTHON_IMAGE.fullmatch(image) or engine.UV_IMAGE.fullmatch(image))
+        for image in images
+    ] == [True, True], images
