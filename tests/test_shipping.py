@@ -2,9 +2,9 @@
 
 One project with every pattern is rendered for the module. Its `nox -s package`, the
 release workflow's only build step, runs here as the workflow runs it (twine, `mcpb
-validate` and `pack`, hadolint, the Dockerfile's own commands), and the workflow may
-publish only what that session built. Its pre-commit hooks run under prek. The image
-check's and hadolint's own controls are in test_image_check.py.
+validate` and `pack`, hadolint), and the workflow may publish only what that session
+built. Its pre-commit hooks run under prek. hadolint's control is in
+test_dockerfile.py; `nox -s image` builds and runs the image itself.
 """
 
 from __future__ import annotations
