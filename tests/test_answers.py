@@ -6,6 +6,9 @@ itself are not validated.
 
 from __future__ import annotations
 
+import ast
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -60,6 +63,14 @@ BAD_ANSWERS = [
     pytest.param(
         "description", "first\nsecond", "Give one non-empty line",
         id="description-two-lines",
+    ),
+    pytest.param(
+        "description", "tab\tseparated", "Give one non-empty line",
+        id="description-control-character",
+    ),
+    pytest.param(
+        "github_owner", "", "The GitHub account that will own the repository is needed",
+        id="github_owner-missing",
     ),
     pytest.param(
         "description", "x" * 101, "Keep it to 100 characters, the MCP Registry's limit",
@@ -120,3 +131,41 @@ def test_package_name_defaults_to_the_project_name_with_underscores(
 ) -> None:
     render(tmp_path, {**SAMPLE_ANSWERS, "project_name": "acme-notes-2"})
     assert (tmp_path / "src" / "acme_notes_2").is_dir()
+
+
+# A quote of each kind, a backslash, a `$`, markup and a letter beyond ASCII: what an
+# escaper for another format (JSON's \u0027, a shell's `$`) would get wrong.
+AWKWARD = {
+    "description": 'Ada\'s "notes": a \\ b, $HOME, <b> & naïve',
+    "author_name": 'Zoë "Z" O\'Brien \\ $USER',
+}
+
+
+def test_every_answer_reads_back_exactly_from_every_file_it_lands_in(
+    tmp_path: Path,
+) -> None:
+    render(tmp_path, {**SAMPLE_ANSWERS, **AWKWARD})
+    package = tmp_path / "src" / str(SAMPLE_ANSWERS["project_name"]).replace("-", "_")
+    pyproject = tomllib.loads((tmp_path / "pyproject.toml").read_text())["project"]
+    server_json = json.loads((tmp_path / "server.json").read_text())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    server_module = ast.parse((package / "server.py").read_text())
+    (instructions,) = [
+        ast.literal_eval(node.value)
+        for node in server_module.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "INSTRUCTIONS"
+    ]
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+
+    description = AWKWARD["description"]
+    assert pyproject["description"] == description
+    assert pyproject["authors"] == [
+        {"name": AWKWARD["author_name"], "email": SAMPLE_ANSWERS["author_email"]}
+    ]
+    assert server_json["description"] == description
+    assert manifest["description"] == description
+    assert manifest["author"]["name"] == AWKWARD["author_name"]
+    assert instructions.startswith(description)
+    assert docstring == description
+    # The Dockerfile's label is read back by podman in `nox -s image`.
+    assert "\\u0027" not in (tmp_path / "Dockerfile").read_text()

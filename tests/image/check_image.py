@@ -53,6 +53,10 @@ PATTERN_TOOLS = {
     "council": "council_debate",
 }
 ALLOWED_HOST = "mcp.example.com"
+# Every character the Dockerfile's LABEL must escape (a quote, a backslash, a `$`),
+# and some a JSON or TOML escaper would mangle: the label must carry it exactly.
+DESCRIPTION = 'Ada\'s "notes": a \\ b, $HOME and ${PATH}, <b> & naïve'
+
 HEALTHY_WITHIN = 30.0
 STOP_WITHIN = 10.0
 # What `useradd --create-home` puts in a home (Debian's /etc/skel): not the server's.
@@ -92,7 +96,8 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
     if unknown:
         raise CheckFailed(f"no tool named for pattern(s) {sorted(unknown)}: add them")
     project = scratch / "project"
-    render(project, {**SAMPLE_ANSWERS, "examples": example_choices()})
+    answers = {**SAMPLE_ANSWERS, "description": DESCRIPTION}
+    render(project, {**answers, "examples": example_choices()})
     for line in ensure_stand_ins(project / "Dockerfile", scratch):
         print(f"image: stand-in {line}")
     locked = time.monotonic()
@@ -121,6 +126,14 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
     seconds = time.monotonic() - built
     size = int(podman("image", "inspect", "--format={{.Size}}", tag).stdout)
     print(f"image: built {tag} in {seconds:.1f} s; {size / 1e6:.0f} MB")
+    labels = json.loads(
+        podman("image", "inspect", "--format={{json .Labels}}", tag).stdout
+    )
+    described = labels.get("org.opencontainers.image.description")
+    if described != DESCRIPTION:
+        raise CheckFailed(
+            f"the description label reads {described!r}, not {DESCRIPTION!r}"
+        )
     return tag
 
 

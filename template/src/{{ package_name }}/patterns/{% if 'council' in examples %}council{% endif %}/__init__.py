@@ -12,6 +12,7 @@ or in PostgreSQL to share them between replicas (`store.py`, `COUNCIL_DB_URL`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import string
@@ -36,6 +37,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+logger = logging.getLogger(__name__)
 SHIPPED_PERSONAS = Path(__file__).parent / "personas.toml"
 
 
@@ -189,6 +191,7 @@ def _read_regular_file(path: Path, limit: int) -> str:
 def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) -> None:
     personas = load_personas(settings.personas_file or SHIPPED_PERSONAS)
     store = open_store(settings.database(__package__.split(".")[0]))
+    logger.info("council: debates are kept in %s (COUNCIL_DB_URL)", store.location)
     mcp.add_readiness_check("council database", store.check)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False))
