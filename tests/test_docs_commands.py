@@ -1,0 +1,116 @@
+"""Every command in both READMEs and the docs runs as written, or says why not.
+
+The template's pages run in a copy of this checkout (its README generates projects
+from `.`, and the published address becomes the copy's path); a generated project's
+pages run inside a project rendered with every pattern, where the paths its snippets
+hold are real. See docs_commands.py for how a block is marked and run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from docs_commands import (
+    RUN_BY,
+    Block,
+    doc_command,
+    every_block,
+    not_run,
+    run_pages,
+)
+from render import REPO_ROOT, SAMPLE_ANSWERS, example_choices, render
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("docs") / str(SAMPLE_ANSWERS["project_name"])
+    render(project, {**SAMPLE_ANSWERS, "examples": example_choices()})
+    return project
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this checkout, uncommitted changes included, in a scratch folder."""
+    copy = tmp_path_factory.mktemp("template") / "copier-mcp-sampling"
+    shutil.copytree(
+        REPO_ROOT, copy, ignore=shutil.ignore_patterns(".nox", "site", "__pycache__")
+    )
+    return copy
+
+
+def marks_are_kept(blocks: list[Block]) -> list[str]:
+    """What is wrong with the blocks' marks: a `command:` without its test, or a
+    `not run:` without a reason worth the name."""
+    problems = []
+    for block in blocks:
+        if block.kind == "command":
+            runner = RUN_BY.get(block.label)
+            if runner is None:
+                problems.append(f"{block}: no test runs `command: {block.label}`")
+            elif f'"{block.label}"' not in (REPO_ROOT / runner).read_text():
+                problems.append(f"{block}: {runner} does not run `{block.label}`")
+        if block.kind == "not run" and len(block.label) < 30:
+            problems.append(f"{block}: say why it is not run ({block.label!r})")
+    return problems
+
+
+@pytest.mark.parametrize("which", ["template", "generated project"])
+def test_every_block_is_run_or_says_why_not(
+    which: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = REPO_ROOT if which == "template" else project
+    blocks = every_block(root)
+    assert blocks, f"no commands in the {which}'s pages"
+    assert marks_are_kept(blocks) == []
+    with capsys.disabled():
+        print(f"\nNot run in the {which}'s pages:", *not_run(root), sep="\n  ")
+
+
+def test_the_mark_check_catches_a_missing_test_or_reason() -> None:
+    """Control for the test above."""
+    page = Path("README.md")
+    unrun = Block(page, 3, "command", "no-such-command", "true\n")
+    bare = Block(page, 9, "not run", "later", "uvx nox\n")
+    assert marks_are_kept([unrun, bare]) == [
+        "README.md:3: no test runs `command: no-such-command`",
+        "README.md:9: say why it is not run ('later')",
+    ]
+
+
+def test_the_template_pages_run_as_written(checkout: Path) -> None:
+    for line in run_pages(checkout, checkout, checkout=checkout):
+        print(line)
+
+
+def test_a_generated_projects_pages_run_as_written(project: Path) -> None:
+    for line in run_pages(project, project):
+        print(line)
+
+
+def test_the_next_steps_copier_prints_run_as_written(checkout: Path) -> None:
+    """`copier copy` ends with three commands: the first two run here, the third is
+    the Inspector command of the project's docs, which `nox -s inspector` runs."""
+    made = subprocess.run(
+        [
+            "uvx", "--from", "copier>=9.19,<10", "copier", "copy", "--vcs-ref=HEAD",
+            "--defaults", "--data", "project_name=next-steps",
+            "--data", "github_owner=ada-lovelace", ".", "../next-steps",
+        ],
+        cwd=checkout, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    steps = re.findall(r"^ {6}(\S.*)$", made.stderr, re.MULTILINE)
+    assert len(steps) == 3, made.stderr
+    change, test, inspect = steps
+    project = checkout.parent / "next-steps"
+    assert inspect == doc_command(project, "inspector").strip()
+    ran = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", f"{change}\n{test}"],
+        cwd=checkout, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert re.search(r"\d+ passed", ran.stdout), ran.stdout[-500:]
