@@ -46,6 +46,9 @@ TEST_REQUIREMENTS = [
     "podman-compose>=1.6,<2",
     "tomli>=2; python_version < '3.11'",
 ]
+# Playwright drives Debian's Chromium (CHROMIUM): it never downloads a browser here.
+PLAYWRIGHT = "playwright>=1.55,<2"
+CHROMIUM = "/usr/bin/chromium"
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
@@ -232,6 +235,38 @@ def scale(session: nox.Session) -> None:
             *session.posargs,
             env={**NO_BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
         )
+
+
+@nox.session
+@timed
+def inspector(session: nox.Session) -> None:
+    """A generated server opened in the MCP Inspector by its docs' own commands and
+    used in headless Chromium, on both eras (tests/inspector/drive.py).
+
+    The one default session that writes: the screenshots into docs/images/inspector/,
+    so the docs' pictures are the ones this run saw. Needs Node.js >= 20 with npm (the
+    Inspector is pinned in tests/inspector/package-lock.json) and Debian's Chromium
+    (`.ci/run` installs it); Playwright drives it, with no browser download.
+    """
+    if shutil.which("npm") is None:
+        session.error("the Inspector needs Node.js >= 20 with npm on PATH")
+    if not Path(CHROMIUM).exists():
+        session.error(f"no {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+    session.install(COPIER, "pyyaml>=6", PLAYWRIGHT)
+    node_dir = Path(session.create_tmp()) / "inspector"
+    shutil.rmtree(node_dir, ignore_errors=True)
+    node_dir.mkdir(parents=True)
+    for lock in (ROOT / "tests" / "inspector").glob("package*.json"):
+        shutil.copy(lock, node_dir)
+    with session.chdir(node_dir):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    session.run(
+        "python",
+        "tests/inspector/drive.py",
+        str(node_dir),
+        str(ROOT / "docs" / "images" / "inspector"),
+        env=NO_BYTECODE,
+    )
 
 
 @nox.session(default=False)

@@ -21,7 +21,7 @@ protocol era:
 Every step is a screenshot, written into the docs (docs/images/inspector/), so the
 pictures are always the ones this run saw. One line per failure; exit status 1.
 
-    python tests/inspector/drive.py PROJECT NODE_FOLDER SHOTS_FOLDER
+    python tests/inspector/drive.py NODE_FOLDER SHOTS_FOLDER
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from docs_commands import doc_command
+from render import SAMPLE_ANSWERS, render
 
 CHROMIUM = "/usr/bin/chromium"
 ERAS = {
@@ -70,9 +71,19 @@ class InspectorFailed(Exception):
     """A step failed; the message says which, in one line."""
 
 
-def main(project: Path, node_folder: Path, shots: Path) -> int:
+def main(node_folder: Path, shots: Path) -> int:
     started = time.monotonic()
     shots.mkdir(parents=True, exist_ok=True)
+    project = Path(tempfile.mkdtemp(prefix="inspector-")) / "inspect-demo"
+    answers = {"project_name": "inspect-demo", "examples": ["summarizer"]}
+    render(project, {**SAMPLE_ANSWERS, **answers})
+    # The first `uv run` makes the project's environment, which may take longer than
+    # the Inspector waits for a server to connect (30 s): once, before.
+    subprocess.run(
+        ["uv", "run", "--directory", str(project), "inspect-demo", "--help"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    print(f"inspector: project ready in {time.monotonic() - started:.1f} s")
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -267,4 +278,4 @@ class Flow:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*(Path(argument) for argument in sys.argv[1:4])))
+    sys.exit(main(*(Path(argument) for argument in sys.argv[1:3])))
