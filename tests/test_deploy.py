@@ -1,13 +1,13 @@
 """What a generated project ships for deployment, checked by what it does.
 
 - `deploy/compose.yaml` resolves (podman-compose config) to three replicas behind
-  HAProxy with deploy/haproxy.cfg, sharing one state key from a secret, and PostgreSQL
-  when the council is in; it follows the Compose Specification's schema; and its
+  HAProxy with deploy/haproxy.cfg, sharing one state key from a secret and one
+  PostgreSQL (the council's debates too, when it is in); it follows the Compose
+  Specification's schema; and its
   replica entry point does turn each secret file into the variable it is named after.
 - `.github/dependabot.yml` follows Dependabot's schema and points each ecosystem at a
   folder that holds what that ecosystem updates.
 - CI's `uv lock --check` fails on a missing or stale lock, and passes on a fresh one.
-- Every shell block of docs/deployment.md is run by a test, or says why it cannot be.
 
 The image itself is built and run by `nox -s image` (tests/image/check_image.py).
 """
@@ -35,7 +35,8 @@ ALLOWED_HOSTS = "mcp.example.com"
 
 @pytest.fixture(scope="module", params=["every-pattern", "no-council"])
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A project with the council (so PostgreSQL) and one without."""
+    """A project with the council (its debates in the shared PostgreSQL) and one
+    without."""
     examples = example_choices()
     if request.param == "no-council":
         examples = [name for name in examples if name != "council"]
@@ -97,15 +98,16 @@ def test_the_compose_file_runs_three_replicas_behind_haproxy_on_shared_secrets(
         expected = {
             "MCP_HTTP_TOKEN": "http_token",
             "MCP_REQUEST_STATE_KEY": "request_state_key",
+            "PGPASSWORD": "postgres_password",
         }
+        # One PostgreSQL every replica shares: per-user limits, and debates.
+        shared = "postgresql://mcp@postgres:5432/mcp"
+        assert replica["environment"]["MCP_DB_URL"] == shared
         if has_council(project):
-            expected["PGPASSWORD"] = "postgres_password"
-            assert replica["environment"]["COUNCIL_DB_URL"] == (
-                "postgresql://council@postgres:5432/council"
-            )
-            assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+            assert replica["environment"]["COUNCIL_DB_URL"] == shared
         else:
             assert "COUNCIL_DB_URL" not in replica["environment"]
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert secrets == expected
         assert replica["environment"]["MCP_HTTP_ALLOWED_HOSTS"] == ALLOWED_HOSTS
         assert replica["entrypoint"][-1].endswith(f"; exec {PROJECT_NAME}")
@@ -126,16 +128,12 @@ def test_the_compose_file_runs_three_replicas_behind_haproxy_on_shared_secrets(
         f"{name}:{port.group(1)}" for name in replicas
     }
 
-    if has_council(project):
-        postgres = services["postgres"]
-        assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == (
-            "/run/secrets/postgres_password"
-        )
-        assert postgres["secrets"] == ["postgres_password"]
-        assert postgres["environment"]["POSTGRES_USER"] == "council"
-    else:
-        assert "postgres" not in services
-        assert "postgres_password" not in config["secrets"]
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/secrets/postgres_password"
+    )
+    assert postgres["secrets"] == ["postgres_password"]
+    assert postgres["environment"]["POSTGRES_USER"] == "mcp"
 
 
 def test_the_replica_entry_point_turns_each_secret_into_its_variable(
