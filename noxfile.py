@@ -239,6 +239,38 @@ def scale(session: nox.Session) -> None:
 
 @nox.session
 @timed
+def identity(session: nox.Session) -> None:
+    """A generated server as an OAuth 2.1 resource server (tests/identity/): a real
+    OpenID provider (oidc-provider) on loopback, the TypeScript SDK's own OAuth client
+    signing in on both eras, and the server's token checks against the provider's
+    tokens and forged ones. Needs Node.js >= 20 with npm; the npm packages are pinned
+    in tests/identity/package-lock.json and installed outside the checkout.
+    """
+    if shutil.which("npm") is None:
+        session.error("identity needs Node.js >= 20 with npm on PATH")
+    summarizer = ROOT / "reference_servers" / "summarizer"
+    session.install(str(summarizer), "httpx", "pyjwt[crypto]>=2.8")
+    node_dir = Path(session.create_tmp()) / "identity"
+    shutil.rmtree(node_dir, ignore_errors=True)
+    node_dir.mkdir(parents=True)
+    # Node finds the packages next to the scripts: both go outside the checkout.
+    for pattern in ("package*.json", "*.mjs"):
+        for source in (ROOT / "tests" / "identity").glob(pattern):
+            shutil.copy(source, node_dir)
+    with session.chdir(node_dir):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    session.run(
+        "python",
+        "tests/identity/check_identity.py",
+        str(node_dir),
+        str(Path(session.bin) / "summarizer"),
+        str(summarizer / "scripts" / "smoke_check.py"),
+        env=NO_BYTECODE,
+    )
+
+
+@nox.session
+@timed
 def inspector(session: nox.Session) -> None:
     """A generated server opened in the MCP Inspector by its docs' own commands and
     used in headless Chromium, on both eras (tests/inspector/drive.py).

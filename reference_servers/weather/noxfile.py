@@ -16,7 +16,7 @@ nox.options.error_on_missing_interpreters = True
 # The MCP bundle CLI, pinned: `mcpb pack` output is what Claude Desktop installs.
 MCPB = "@anthropic-ai/mcpb@2.1.2"
 BUNDLE = "build/weather.mcpb"
-EXTRAS = "openai,anthropic,otel"
+EXTRAS = "openai,anthropic,otel,postgres"
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 

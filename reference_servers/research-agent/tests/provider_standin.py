@@ -52,7 +52,8 @@ API_KEY = "sk-standin-0123456789abcdef"
 """The key tests configure; it must never come back out of the server."""
 MODEL = "standin-model"
 USAGE = {"input_tokens": 42, "output_tokens": 7}
-"""The tokens the stand-in reports for every reply, as each provider spells them."""
+"""The tokens the stand-in reports for every reply by default, as each provider spells
+them."""
 
 
 class ProviderError(Exception):
@@ -75,9 +76,13 @@ def http_error(status: int, message: str) -> Entry:
 class ProviderStandIn:
     """One provider endpoint on a loopback port, answering from `llm`."""
 
-    def __init__(self, llm: ScriptedLLM, dialect: Dialect) -> None:
+    def __init__(
+        self, llm: ScriptedLLM, dialect: Dialect, usage: dict[str, int] = USAGE
+    ) -> None:
         self.llm = llm
         self.dialect = dialect
+        self.usage = usage
+        """The tokens reported for every reply."""
         self.wire_requests: list[dict[str, Any]] = []
         """Every request body as received, in arrival order."""
         self.credentials: list[str] = []
@@ -89,10 +94,10 @@ class ProviderStandIn:
     @classmethod
     @asynccontextmanager
     async def serving(
-        cls, llm: ScriptedLLM, dialect: Dialect
+        cls, llm: ScriptedLLM, dialect: Dialect, usage: dict[str, int] = USAGE
     ) -> AsyncIterator[ProviderStandIn]:
         """Serve on a free loopback port for the duration of the block."""
-        stand_in = cls(llm, dialect)
+        stand_in = cls(llm, dialect, usage)
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
@@ -157,8 +162,8 @@ class ProviderStandIn:
         except Exception as error:  # noqa: BLE001  # a bad request or an unscripted one
             return self._error(400, f"{type(error).__name__}: {error}", credential)
         if self.dialect == "openai":
-            return JSONResponse(_openai_reply(reply))
-        return JSONResponse(_anthropic_reply(reply))
+            return JSONResponse(_openai_reply(reply, self.usage))
+        return JSONResponse(_anthropic_reply(reply, self.usage))
 
     def _error(self, status: int, message: str, credential: str) -> JSONResponse:
         message = f"{message} (request credentials: {credential!r})"
@@ -308,7 +313,7 @@ def _blocks(reply: Reply) -> list[Any]:
     return reply.content if isinstance(reply.content, list) else [reply.content]
 
 
-def _openai_reply(reply: Reply) -> dict[str, Any]:
+def _openai_reply(reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
     blocks = _blocks(reply)
     calls = [b for b in blocks if isinstance(b, ToolUseContent)]
     text = "\n".join(b.text for b in blocks if isinstance(b, TextContent))
@@ -335,14 +340,14 @@ def _openai_reply(reply: Reply) -> dict[str, Any]:
             }
         ],
         "usage": {
-            "prompt_tokens": USAGE["input_tokens"],
-            "completion_tokens": USAGE["output_tokens"],
-            "total_tokens": sum(USAGE.values()),
+            "prompt_tokens": usage["input_tokens"],
+            "completion_tokens": usage["output_tokens"],
+            "total_tokens": sum(usage.values()),
         },
     }
 
 
-def _anthropic_reply(reply: Reply) -> dict[str, Any]:
+def _anthropic_reply(reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for block in _blocks(reply):
         if isinstance(block, TextContent):
@@ -365,5 +370,5 @@ def _anthropic_reply(reply: Reply) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if uses_tools else "end_turn",
         "stop_sequence": None,
-        "usage": USAGE,
+        "usage": usage,
     }

@@ -89,19 +89,72 @@ def expected_variable(settings_class: type[Any], field: str) -> dict[str, Any]:
     return entry
 
 
-def test_server_json_declares_every_setting_as_the_settings_define_it() -> None:
-    expected = [
-        expected_variable(settings_class, field)
-        for settings_class in settings_classes()
-        for field in settings_class.model_fields
-    ]
-    (package,) = server_json()["packages"]
-    declared = package.get("environmentVariables", [])
-    fix = (
-        "server.json's environmentVariables are out of step with the settings "
-        "classes; replace them with:\n" + json.dumps(expected, indent=2)
+def declaration_problems(declared: list[dict[str, Any]]) -> list[str]:
+    """How `declared` (server.json's environmentVariables) differs from what the
+    settings classes define, one line per variable, in any order."""
+    expected = {
+        entry["name"]: entry
+        for entry in (
+            expected_variable(settings_class, field)
+            for settings_class in settings_classes()
+            for field in settings_class.model_fields
+        )
+    }
+    names = [entry.get("name") for entry in declared]
+    by_name = {entry.get("name"): entry for entry in declared}
+    return sorted(
+        [
+            *(
+                f"{name}: declared twice"
+                for name in set(names)
+                if names.count(name) > 1
+            ),
+            *(
+                f"{name}: missing; add {json.dumps(expected[name])}"
+                for name in expected.keys() - by_name.keys()
+            ),
+            *(
+                f"{name}: not a setting of this server; remove it"
+                for name in by_name.keys() - expected.keys()
+            ),
+            *(
+                f"{name}: differs; make it {json.dumps(expected[name])}"
+                for name in expected.keys() & by_name.keys()
+                if by_name[name] != expected[name]
+            ),
+        ]
     )
-    assert declared == expected, fix
+
+
+def test_server_json_declares_every_setting_as_the_settings_define_it() -> None:
+    (package,) = server_json()["packages"]
+    problems = declaration_problems(package.get("environmentVariables", []))
+    assert not problems, "server.json's environmentVariables (in any order):\n" + (
+        "\n".join(problems)
+    )
+
+
+def test_the_settings_check_ignores_order_and_names_each_difference() -> None:
+    """Control for the test above: a reordered list passes; each change is one line
+    naming its variable, whatever else the list holds."""
+    (package,) = server_json()["packages"]
+    declared = package["environmentVariables"]
+    assert declaration_problems(declared[::-1]) == []
+    first, second, *rest = declared
+    changed = [{**first, "description": "Something else."}, *rest]
+    assert declaration_problems(changed) == sorted(
+        [
+            f"{first['name']}: differs; make it {json.dumps(first)}",
+            f"{second['name']}: missing; add {json.dumps(second)}",
+        ]
+    )
+    stray = [*declared, {"name": "MCP_NO_SUCH_SETTING"}, first]
+    assert declaration_problems(stray) == sorted(
+        [
+            f"{first['name']}: declared twice",
+            "MCP_NO_SUCH_SETTING: not a setting of this server; remove it",
+        ]
+    )
 
 
 def test_server_json_names_this_package_and_version() -> None:

@@ -1,4 +1,4 @@
-"""A council of nine personas debates, votes and synthesises with the client's LLM."""
+"A council of nine personas debates, votes and synthesises with the client's LLM."
 
 from importlib.metadata import version
 

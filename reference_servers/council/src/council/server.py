@@ -35,7 +35,7 @@ from council.core import (
 
 NAME = "council"
 INSTRUCTIONS = (
-    "A council of nine personas debates, votes and synthesises with the client\u0027s LLM."
+    "A council of nine personas debates, votes and synthesises with the client's LLM."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
 )
 

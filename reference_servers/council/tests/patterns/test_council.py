@@ -24,9 +24,11 @@ from conftest import (
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from mcp.types import CreateMessageRequestParams
+from provider_standin import ProviderStandIn
 from raw_client import raw_client
 
 from council.cli import main
+from council.core import GatewaySettings, open_database
 from council.core.testing import (
     Retries,
     Rounds,
@@ -36,6 +38,7 @@ from council.core.testing import (
     final_answer,
     prompt_text,
     sampling_callback,
+    signed_in,
 )
 from council.patterns.council import (
     SHIPPED_PERSONAS,
@@ -44,7 +47,7 @@ from council.patterns.council import (
 from council.patterns.council import (
     Settings as CouncilSettings,
 )
-from council.patterns.council.store import ConflictError, open_store
+from council.patterns.council.store import ConflictError, DebateStore
 from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]
@@ -381,6 +384,44 @@ async def test_resources_list_members_and_stored_debates(
     assert record == result.structured_content
 
 
+async def test_a_users_debates_are_theirs_alone_to_list_and_read(
+    scripted_llm: ScriptedLLM,
+) -> None:
+    scripted_llm.expect(*[answer(Council())] * 19)
+    server = create_server(GatewaySettings(), sampling_handler=scripted_llm)
+    with signed_in("https://id.example.com", "ada"):
+        async with Client(server) as ada:
+            debate_id = (
+                await ada.call_tool("council_debate", {"topic": TOPIC})
+            ).data.id
+            mine = json.loads((await ada.read_resource("council://debates"))[0].text)
+    with signed_in("https://id.example.com", "grace"):
+        async with Client(server) as grace:
+            theirs = json.loads(
+                (await grace.read_resource("council://debates"))[0].text
+            )
+            with pytest.raises(Exception, match="there is no debate"):
+                await grace.read_resource(f"council://debates/{debate_id}")
+    assert [entry["id"] for entry in mine] == [debate_id]
+    assert theirs == []
+
+
+async def test_a_spent_budget_is_each_absent_members_reason(
+    scripted_llm: ScriptedLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_DB_URL", f"sqlite:///{tmp_path / 'usage.db'}")
+    async with ProviderStandIn.serving(scripted_llm, "openai") as stand_in:
+        server = create_server(stand_in.settings(GatewaySettings(budget_tokens=10)))
+        async with Client(server) as client:
+            result = await client.call_tool(
+                "council_debate", {"topic": TOPIC}, raise_on_error=False
+            )
+    (message,) = [block.text for block in result.content]
+    assert message.startswith(f"Only 0 of {len(MEMBERS)} members gave an opinion")
+    assert "The first failure: Today's budget of the server's LLM is spent" in message
+    assert scripted_llm.requests == []
+
+
 async def test_twenty_debates_at_once_are_all_kept(
     connect: Connect, scripted_llm: ScriptedLLM
 ) -> None:
@@ -431,28 +472,53 @@ def test_a_database_url_that_cannot_work_is_refused(
     assert message in capsys.readouterr().err
 
 
+def test_the_start_says_where_the_debates_are_kept(
+    council_db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    create_server()
+    assert f"council: debates are kept in the SQLite file {council_db}" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("COUNCIL_DB_URL", "postgresql://ada:s3cret@db.example:6543/mcp")
+    create_server()
+    assert "debates are kept in PostgreSQL at db.example:6543/mcp" in caplog.text
+    assert "s3cret" not in caplog.text
+
+
 async def test_saving_the_same_debate_again_or_at_once_stores_it_once(
     council_db: Path,
 ) -> None:
-    store = open_store(f"sqlite:///{council_db}")
+    store = DebateStore(open_database(f"sqlite:///{council_db}", "COUNCIL_DB_URL"))
     record = json.dumps({"id": "d1", "topic": TOPIC, "winners": [], "created_at": "t"})
     async with anyio.create_task_group() as group:
         for _ in range(4):  # a round sent again while the first still runs
-            group.start_soon(store.save, "d1", "t", record)
-    await store.save("d1", "t", record)  # and once more, later
-    assert [entry["id"] for entry in await store.summaries()] == ["d1"]
-    assert await store.get("d1") == record
+            group.start_soon(store.save, "d1", "ada", "t", record)
+    await store.save("d1", "ada", "t", record)  # and once more, later
+    assert [entry["id"] for entry in await store.summaries("ada")] == ["d1"]
+    assert await store.get("d1", "ada") == record
 
 
 async def test_a_different_debate_under_a_stored_id_is_refused(
     council_db: Path,
 ) -> None:
-    store = open_store(f"sqlite:///{council_db}")
+    store = DebateStore(open_database(f"sqlite:///{council_db}", "COUNCIL_DB_URL"))
     record = {"id": "d1", "topic": TOPIC, "winners": [], "created_at": "t"}
-    await store.save("d1", "t", json.dumps(record))
+    await store.save("d1", "ada", "t", json.dumps(record))
     with pytest.raises(ConflictError, match="A different debate is already stored"):
-        await store.save("d1", "t", json.dumps({**record, "winners": ["Analyst"]}))
-    assert json.loads(await store.get("d1")) == record
+        await store.save(
+            "d1", "ada", "t", json.dumps({**record, "winners": ["Analyst"]})
+        )
+    assert json.loads(await store.get("d1", "ada")) == record
+
+
+async def test_a_users_debates_are_theirs_alone(council_db: Path) -> None:
+    store = DebateStore(open_database(f"sqlite:///{council_db}", "COUNCIL_DB_URL"))
+    for owner in ("ada", "grace"):
+        record = {"id": f"{owner}-1", "topic": TOPIC, "winners": [], "created_at": "t"}
+        await store.save(f"{owner}-1", owner, "t", json.dumps(record))
+    assert [entry["id"] for entry in await store.summaries("ada")] == ["ada-1"]
+    assert await store.get("grace-1", "ada") is None
+    assert await store.get("grace-1", "grace") is not None
 
 
 @pytest.mark.process

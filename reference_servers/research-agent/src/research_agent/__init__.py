@@ -1,4 +1,4 @@
-"""Researches a local document corpus with the client's LLM, citing what it read."""
+"Researches a local document corpus with the client's LLM, citing what it read."
 
 from importlib.metadata import version
 

@@ -22,7 +22,13 @@ from pydantic.fields import FieldInfo
 
 from . import __doc__ as description
 from . import __version__
-from .core import ConfigurationError, ServerSettings, configure_tracing, load_settings
+from .core import (
+    ConfigurationError,
+    PrincipalInLogs,
+    ServerSettings,
+    configure_tracing,
+    load_settings,
+)
 from .core._settings import env_name, flag_name, is_secret
 from .server import create_server, settings_classes
 
@@ -74,9 +80,13 @@ def _any_case(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def configure_logging(level: str) -> None:
+    """Logs to stderr; each line inside a tool call names its caller by a hash."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(PrincipalInLogs())
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(principal)s]: %(message)s"
+        )
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("fastmcp").setLevel(level)

@@ -35,7 +35,7 @@ from research_agent.core import (
 
 NAME = "research-agent"
 INSTRUCTIONS = (
-    "Researches a local document corpus with the client\u0027s LLM, citing what it read."
+    "Researches a local document corpus with the client's LLM, citing what it read."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
 )
 

@@ -23,6 +23,8 @@ class Endpoint:
     def __init__(self) -> None:
         self.open: set[str] = set()
         self.ended: list[str] = []
+        self.ended_by: list[tuple[str | None, bytes | None]] = []
+        """The user each DELETE came from, and the credentials it carried."""
         self.busy = anyio.Event()
         self.release = anyio.Event()
         self._ids = (f"{n:032x}" for n in itertools.count(1))
@@ -34,6 +36,7 @@ class Endpoint:
         if scope["method"] == "DELETE":
             self.open.discard(session)
             self.ended.append(session)
+            self.ended_by.append((scope.get("user"), headers.get(b"authorization")))
         elif not session:
             session = next(self._ids)
             self.open.add(session)
@@ -48,10 +51,24 @@ class Endpoint:
 
 
 def client(endpoint: Endpoint, **bounds: float) -> httpx.AsyncClient:
-    app = SessionBounds(endpoint, token=None, **bounds)
+    app = SignedIn(SessionBounds(endpoint, **bounds))
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
     )
+
+
+class SignedIn:
+    """What the server's authentication does before the bounds: the request's user
+    (here, whoever the `x-user` header names) in its scope."""
+
+    def __init__(self, app: SessionBounds) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = dict(scope["headers"]).get(b"x-user")
+        if user is not None:
+            scope = {**scope, "user": user.decode()}
+        await self.app(scope, receive, send)
 
 
 async def open_session(http: httpx.AsyncClient) -> httpx.Response:
@@ -66,6 +83,19 @@ async def test_abandoned_sessions_make_room_for_a_new_client() -> None:
     assert newcomer.status_code == 200
     assert len(endpoint.open) == 3
     assert first.headers["mcp-session-id"] in endpoint.ended  # least recently used
+
+
+async def test_a_session_is_ended_as_the_user_who_opened_it() -> None:
+    """Only whoever opened a session may end it (the SDK refuses anyone else's
+    DELETE as if the session did not exist): room is made as that user."""
+    endpoint = Endpoint()
+    async with client(endpoint, max_sessions=2, idle_timeout=60) as http:
+        ada = {"x-user": "ada", "authorization": "Bearer ada's"}
+        first = (await http.post("/mcp", headers=ada)).headers["mcp-session-id"]
+        await http.post("/mcp", headers={"x-user": "grace"})
+        await http.post("/mcp", headers={"x-user": "grace"})  # ends Ada's session
+    assert endpoint.ended == [first]
+    assert endpoint.ended_by == [("ada", b"Bearer ada's")]
 
 
 async def test_the_least_recently_used_session_goes_first() -> None:

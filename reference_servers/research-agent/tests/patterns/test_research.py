@@ -24,6 +24,7 @@ from research_agent.patterns.research.corpus import (
     Corpus,
     SourceNotFoundError,
 )
+from research_agent.server import create_server
 
 REPORT = {
     "summary": "Air-source heat pumps deliver about three units of heat per unit.",
@@ -92,6 +93,17 @@ def test_the_index_follows_added_changed_and_removed_files(
     assert corpus.search("orchards") == []
     assert corpus.search("ripen") == []
     assert [h.source.id for h in corpus.search("cherries")] == ["cherries.md"]
+
+
+def test_the_start_says_where_the_corpus_and_its_index_are(
+    cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    create_server()
+    assert (
+        f"research: the corpus is {SHIPPED_CORPUS.resolve()} (RESEARCH_CORPUS_DIR); "
+        f"its search index is kept in {cache_dir} (RESEARCH_CACHE_DIR)"
+    ) in caplog.text
 
 
 def test_the_index_lives_in_the_cache_not_the_corpus(

@@ -1,4 +1,4 @@
-"""Summarise long documents with the client's LLM, map-reduce style."""
+"Summarise long documents with the client's LLM, map-reduce style."
 
 from importlib.metadata import version
 

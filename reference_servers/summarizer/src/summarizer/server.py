@@ -35,7 +35,7 @@ from summarizer.core import (
 
 NAME = "summarizer"
 INSTRUCTIONS = (
-    "Summarise long documents with the client\u0027s LLM, map-reduce style."
+    "Summarise long documents with the client's LLM, map-reduce style."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
 )
 

@@ -1,4 +1,4 @@
-"""Current weather from Open-Meteo, judged by the client's LLM."""
+"Current weather from Open-Meteo, judged by the client's LLM."
 
 from importlib.metadata import version
 

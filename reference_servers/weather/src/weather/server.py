@@ -35,7 +35,7 @@ from weather.core import (
 
 NAME = "weather"
 INSTRUCTIONS = (
-    "Current weather from Open-Meteo, judged by the client\u0027s LLM."
+    "Current weather from Open-Meteo, judged by the client's LLM."
     " The tools think with your LLM through MCP sampling; grant their sampling requests."
 )
 

@@ -155,7 +155,13 @@ def test_a_choice_outside_the_list_is_refused_by_the_parser(
 @pytest.mark.parametrize(
     ("environment", "expected"),
     [
-        ({}, "set MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true"),
+        (
+            {},
+            (
+                "set MCP_HTTP_TOKEN or MCP_AUTH_ISSUER, or "
+                "MCP_HTTP_ALLOW_UNAUTHENTICATED=true"
+            ),
+        ),
         ({"MCP_HTTP_TOKEN": "tok-123456"}, "set MCP_HTTP_ALLOWED_HOSTS"),
         ({"MCP_HTTP_ALLOW_UNAUTHENTICATED": "true"}, "set MCP_HTTP_ALLOWED_HOSTS"),
     ],

@@ -21,7 +21,8 @@ import hmac
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from starlette.datastructures import Headers
@@ -77,9 +78,11 @@ class StrictHost:
 class _Session:
     last_active: float
     in_flight: int = 0
-    authorization: str | None = None
-    """The credentials its client last sent: ending it takes its owner's (the SDK
-    lets only the user who opened a session end it)."""
+    owner: dict[str, Any] = field(default_factory=dict)
+    """Who its client signed in as (the request scope's `user` and `auth`): the SDK
+    lets only the user who opened a session end it."""
+    credentials: bytes | None = None
+    """The `Authorization` header that opened it: the route demands one."""
 
 
 class SessionBounds:
@@ -89,9 +92,9 @@ class SessionBounds:
     idle past the timeout is ended (the protocol's `DELETE`); when every slot is taken,
     the least recently used session with no request in flight makes room for a new
     client, so a flood of abandoned sessions cannot lock clients out. Only when every
-    session is busy does a new client get 503. A session is ended with its client's
-    own last credentials (a static token, or an OAuth access token while it is
-    valid); one it cannot end is left to the SDK's own idle timeout.
+    session is busy does a new client get 503. A session is ended as its own user
+    (whoever the authentication before this middleware found, with the credentials
+    that opened it), so a static token's and an OAuth user's sessions alike.
     """
 
     def __init__(
@@ -120,11 +123,11 @@ class SessionBounds:
             )
             await response(scope, receive, send)
             return
-        authorization = Headers(scope=scope).get("authorization")
+        owner = {key: scope[key] for key in ("user", "auth") if key in scope}
+        credentials = Headers(scope=scope).get("authorization")
         session = self._sessions.get(session_id) if session_id else None
         if session_id is not None and session is not None:
             session.in_flight += 1
-            session.authorization = authorization
             self._sessions.move_to_end(session_id)
 
         async def learn(message: Message) -> None:
@@ -132,7 +135,9 @@ class SessionBounds:
                 answered = Headers(raw=message["headers"]).get("mcp-session-id")
                 if answered and answered not in self._sessions:
                     self._sessions[answered] = _Session(
-                        time.monotonic(), authorization=authorization
+                        time.monotonic(),
+                        owner=owner,
+                        credentials=credentials.encode() if credentials else None,
                     )
                 if session_id and message["status"] == 404:  # gone already
                     self._sessions.pop(session_id, None)
@@ -161,13 +166,19 @@ class SessionBounds:
         return False
 
     async def _end(self, scope: Scope, session_id: str) -> None:
-        """End a session as its client would: `DELETE` with its id and credentials."""
+        """End a session as its client would: `DELETE` with its id, as its user."""
         session = self._sessions.pop(session_id, None)
         headers = [(b"host", Headers(scope=scope).get("host", "").encode())]
         headers.append((b"mcp-session-id", session_id.encode()))
-        if session is not None and session.authorization is not None:
-            headers.append((b"authorization", session.authorization.encode()))
-        request = {**scope, "method": "DELETE", "headers": headers, "query_string": b""}
+        if session is not None and session.credentials is not None:
+            headers.append((b"authorization", session.credentials))
+        request = {
+            **{key: value for key, value in scope.items() if key not in {"user", "auth"}},
+            **(session.owner if session is not None else {}),
+            "method": "DELETE",
+            "headers": headers,
+            "query_string": b"",
+        }
 
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}

@@ -54,6 +54,7 @@ from mcp.types import (
 
 from ._agent import AgentResult, Check, run_agent_loop
 from ._errors import SamplingTimeoutError, SamplingUnavailableError
+from ._identity import current_principal
 from ._messages import (
     Reply,
     blocks_of,
@@ -68,6 +69,7 @@ from ._settings import GatewaySettings
 from ._structured import ask_structured
 from ._tracing import record_reply, sampling_span
 from ._transports import ask_client, ask_server
+from ._usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class LLM:
         self._slots = anyio.Semaphore(settings.max_concurrency)
         self._round = current_round()
         self._server_llm = getattr(ctx.fastmcp, "server_llm", None)
+        self._usage: Usage | None = getattr(ctx.fastmcp, "usage", None)
         self.calls_made = 0
         """Sampling requests sent so far, failed ones included."""
 
@@ -113,17 +116,7 @@ class LLM:
         The server checks what the client declared itself: on the modern era the SDK
         does not, and a client asked for tools it never offered may still answer.
         """
-        capabilities = self._ctx.session.client_capabilities
-        sampling = capabilities.sampling if capabilities else None
-        if self._server_llm is not None and self.settings.mode == "always":
-            return Route.SERVER
-        if sampling is not None and sampling.tools is not None:
-            return Route.CLIENT_WITH_TOOLS
-        if sampling is not None:
-            return Route.CLIENT_TEXT_ONLY
-        if self._server_llm is not None:
-            return Route.SERVER
-        raise SamplingUnavailableError()
+        return route_of(self._ctx, self.settings)
 
     @property
     def random(self) -> random.Random:
@@ -326,6 +319,13 @@ class LLM:
             self.calls_made += 1
             logger.debug("sampling request %d via %s", self.calls_made, route.value)
             with self._span(route, params) as span:
+                # The operator pays for the server-side LLM: within the user's budget.
+                reservation = (
+                    await self._usage.reserve(current_principal(), params)
+                    if route is Route.SERVER and self._usage is not None
+                    else None
+                )
+                reply = None
                 try:
                     with anyio.fail_after(self.settings.timeout):
                         if route is Route.SERVER:
@@ -334,12 +334,16 @@ class LLM:
                             )
                         else:
                             answer = await ask_client(self._ctx, params)
+                    reply = check_reply(answer, params, self.settings.chars_per_token)
                 except TimeoutError:
                     raise SamplingTimeoutError(
                         f"{_sentence_case(route.value)} did not answer within "
                         f"{self.settings.timeout:g} s (MCP_SAMPLING_TIMEOUT)."
                     ) from None
-                reply = check_reply(answer, params, self.settings.chars_per_token)
+                finally:
+                    if reservation is not None and self._usage is not None:
+                        with anyio.CancelScope(shield=True):
+                            await self._usage.settle(reservation, reply)
                 record_reply(span, reply)
                 return reply
 
@@ -379,6 +383,22 @@ class LLM:
 
 
 _SYSTEM_RANDOM = random.SystemRandom()
+
+
+def route_of(ctx: Context, settings: GatewaySettings) -> Route:
+    """Where a request of the call `ctx` serves goes (see `LLM.route`)."""
+    server_llm = getattr(ctx.fastmcp, "server_llm", None)
+    capabilities = ctx.session.client_capabilities
+    sampling = capabilities.sampling if capabilities else None
+    if server_llm is not None and settings.mode == "always":
+        return Route.SERVER
+    if sampling is not None and sampling.tools is not None:
+        return Route.CLIENT_WITH_TOOLS
+    if sampling is not None:
+        return Route.CLIENT_TEXT_ONLY
+    if server_llm is not None:
+        return Route.SERVER
+    raise SamplingUnavailableError()
 
 
 def _stamped(

@@ -25,6 +25,7 @@ the script has no entry for fails the request and the test; so does an entry lef
 unused (`assert_finished`). `sampling_callback(respond)` answers for a plain
 `mcp.ClientSession`, as in tests that start the server as a subprocess.
 `assert_fences_genuine(request)` checks that no untrusted text forged a fence.
+`signed_in(issuer, subject)` makes what a test connects act for that user.
 
 Watching a server (each `watching(server)` wraps all it serves, as a client sees it):
 `Rounds` counts the `tools/call` rounds a modern tool call takes; `Retries` sends
@@ -40,11 +41,15 @@ import json
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard, cast
 
 import anyio
+from fastmcp.server.auth import AccessToken
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -58,6 +63,7 @@ from mcp.types import (
 from typing_extensions import Self
 
 from ._agent import EMULATED_PROTOCOL
+from ._identity import Principal
 from ._messages import Reply, text_reply
 from ._structured import FINAL_RESPONSE
 
@@ -180,6 +186,29 @@ def fail(message: str, *, delay: float = 0.0) -> Entry:
         raise RuntimeError(message)
 
     return Entry(refuse, delay)
+
+
+@contextmanager
+def signed_in(issuer: str, subject: str) -> Iterator[Principal]:
+    """What this block connects acts for `subject` of `issuer`, as if it had signed
+    in: the server finds the user where its OAuth middleware would put them. For
+    in-memory tests; over HTTP a client sends a token instead.
+
+        with signed_in("https://id.example", "ada"):
+            async with Client(server) as client: ...
+    """
+    token = AccessToken(
+        token=f"signed-in-{subject}",
+        client_id="tests",
+        scopes=[],
+        subject=subject,
+        claims={"iss": issuer, "sub": subject},
+    )
+    previous = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        yield Principal(issuer, subject)
+    finally:
+        auth_context_var.reset(previous)
 
 
 class ScriptedLLM:

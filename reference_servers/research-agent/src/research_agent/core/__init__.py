@@ -13,13 +13,16 @@ listed here:
 
 Untrusted text goes into a `Prompt` as a keyword argument, so it travels fenced. Every
 failure to get model output is an `LLMError` whose message says what to do; let it
-reach the client. `server.py` and `cli.py` use the rest: `ServerSettings`,
+reach the client. What a pattern keeps for a user is keyed by `current_principal()`
+(whoever the request acts for), in a database `open_database` opens (SQLite, or
+PostgreSQL for replicas). `server.py` and `cli.py` use the rest: `ServerSettings`,
 `load_settings` and `ConfigurationError`, `SamplingServer`, and the server-side LLM
 (`server_llm`, `ServerLLM`). The modules starting with `_` are private;
 `testing` is the mock-client kit for your tests.
 """
 
 from ._agent import AgentResult, Call
+from ._database import Connection, Database, open_database
 from ._errors import (
     AgentLimitError,
     LLMError,
@@ -29,6 +32,7 @@ from ._errors import (
     StructuredOutputError,
 )
 from ._gateway import LLM, Route
+from ._identity import Principal, PrincipalInLogs, current_principal
 from ._prompting import Prompt
 from ._server import SamplingServer
 from ._server_llm import ServerLLM, server_llm
@@ -40,16 +44,22 @@ from ._settings import (
     load_settings,
 )
 from ._tracing import configure_tracing
+from ._usage import BudgetExceededError, TooManyCallsError
 
 __all__ = [
     "LLM",
     "AgentLimitError",
     "AgentResult",
+    "BudgetExceededError",
     "Call",
     "ConfigurationError",
+    "Connection",
+    "Database",
     "GatewaySettings",
     "LLMError",
     "LoadedSettings",
+    "Principal",
+    "PrincipalInLogs",
     "Prompt",
     "Route",
     "SamplingFailedError",
@@ -59,7 +69,10 @@ __all__ = [
     "ServerLLM",
     "ServerSettings",
     "StructuredOutputError",
+    "TooManyCallsError",
     "configure_tracing",
+    "current_principal",
     "load_settings",
+    "open_database",
     "server_llm",
 ]

@@ -6,7 +6,8 @@ refuses what stdio never sees:
 - a `Host` header naming anything but loopback or `MCP_HTTP_ALLOWED_HOSTS` (421), and a
   foreign `Origin` (403) — a web page cannot reach the server by DNS rebinding;
 - a `Host` that is not exactly `host[:port]` (400);
-- with `MCP_HTTP_TOKEN`, a request without `Authorization: Bearer <token>` (401);
+- with `MCP_HTTP_TOKEN` or `MCP_AUTH_ISSUER`, a request without a valid
+  `Authorization: Bearer ...` (401; see `_identity.py` for OAuth);
 - serving beyond loopback without a token and allowed hosts (it does not start);
 - more than `MCP_HTTP_MAX_SESSIONS` sessions, or one idle past
   `MCP_HTTP_SESSION_IDLE_TIMEOUT`: abandoned sessions make room for new clients.
@@ -20,7 +21,8 @@ import hmac
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from starlette.datastructures import Headers
@@ -76,6 +78,11 @@ class StrictHost:
 class _Session:
     last_active: float
     in_flight: int = 0
+    owner: dict[str, Any] = field(default_factory=dict)
+    """Who its client signed in as (the request scope's `user` and `auth`): the SDK
+    lets only the user who opened a session end it."""
+    credentials: bytes | None = None
+    """The `Authorization` header that opened it: the route demands one."""
 
 
 class SessionBounds:
@@ -85,7 +92,9 @@ class SessionBounds:
     idle past the timeout is ended (the protocol's `DELETE`); when every slot is taken,
     the least recently used session with no request in flight makes room for a new
     client, so a flood of abandoned sessions cannot lock clients out. Only when every
-    session is busy does a new client get 503.
+    session is busy does a new client get 503. A session is ended as its own user
+    (whoever the authentication before this middleware found, with the credentials
+    that opened it), so a static token's and an OAuth user's sessions alike.
     """
 
     def __init__(
@@ -94,12 +103,10 @@ class SessionBounds:
         *,
         max_sessions: int,
         idle_timeout: float,
-        token: str | None,
     ) -> None:
         self.app = app
         self._max = max_sessions
         self._idle = idle_timeout
-        self._token = token
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,6 +123,8 @@ class SessionBounds:
             )
             await response(scope, receive, send)
             return
+        owner = {key: scope[key] for key in ("user", "auth") if key in scope}
+        credentials = Headers(scope=scope).get("authorization")
         session = self._sessions.get(session_id) if session_id else None
         if session_id is not None and session is not None:
             session.in_flight += 1
@@ -125,7 +134,11 @@ class SessionBounds:
             if message["type"] == "http.response.start":
                 answered = Headers(raw=message["headers"]).get("mcp-session-id")
                 if answered and answered not in self._sessions:
-                    self._sessions[answered] = _Session(time.monotonic())
+                    self._sessions[answered] = _Session(
+                        time.monotonic(),
+                        owner=owner,
+                        credentials=credentials.encode() if credentials else None,
+                    )
                 if session_id and message["status"] == 404:  # gone already
                     self._sessions.pop(session_id, None)
             await send(message)
@@ -153,13 +166,23 @@ class SessionBounds:
         return False
 
     async def _end(self, scope: Scope, session_id: str) -> None:
-        """End a session as its client would: `DELETE` with its id."""
-        self._sessions.pop(session_id, None)
+        """End a session as its client would: `DELETE` with its id, as its user."""
+        session = self._sessions.pop(session_id, None)
         headers = [(b"host", Headers(scope=scope).get("host", "").encode())]
         headers.append((b"mcp-session-id", session_id.encode()))
-        if self._token is not None:
-            headers.append((b"authorization", f"Bearer {self._token}".encode()))
-        request = {**scope, "method": "DELETE", "headers": headers, "query_string": b""}
+        if session is not None and session.credentials is not None:
+            headers.append((b"authorization", session.credentials))
+        request = {
+            **{
+                key: value
+                for key, value in scope.items()
+                if key not in {"user", "auth"}
+            },
+            **(session.owner if session is not None else {}),
+            "method": "DELETE",
+            "headers": headers,
+            "query_string": b"",
+        }
 
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}

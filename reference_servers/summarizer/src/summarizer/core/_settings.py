@@ -84,8 +84,37 @@ class ServerSettings(BaseSettings):
     )
     http_allow_unauthenticated: bool = Field(
         False,
-        description="Serve HTTP beyond loopback without `MCP_HTTP_TOKEN` (when "
-        "something in front of the server authenticates).",
+        description="Serve HTTP beyond loopback without `MCP_HTTP_TOKEN` or "
+        "`MCP_AUTH_ISSUER` (when something in front of the server authenticates).",
+    )
+    auth_issuer: str | None = Field(
+        None,
+        description="OAuth 2.1 / OpenID issuer URL: HTTP then requires its access "
+        "tokens (JWTs, checked against its published keys) instead of "
+        "`MCP_HTTP_TOKEN`, and each token's subject is a user of its own.",
+    )
+    auth_audience: str | None = Field(
+        None,
+        description="This server's resource URL, its MCP endpoint as clients reach "
+        "it (`https://mcp.example.com/mcp`): tokens must be issued for it (their "
+        "`aud`). Needed with `MCP_AUTH_ISSUER`.",
+    )
+    auth_required_scopes: str | None = Field(
+        None,
+        description="Scopes every access token must hold, separated by spaces or "
+        "commas (`mcp:tools`); none by default.",
+    )
+    max_concurrent_calls: int | None = Field(
+        None,
+        ge=1,
+        description="Tool calls one user may have running at once on the server-side "
+        "LLM, across every replica sharing `MCP_DB_URL`; unlimited by default.",
+    )
+    db_url: str | None = Field(
+        None,
+        description="Database of the per-user limits (`MCP_SAMPLING_BUDGET_TOKENS`, "
+        "`MCP_MAX_CONCURRENT_CALLS`): `sqlite:///PATH` (by default a file in the "
+        "user's data folder) or `postgresql://...` to share it between replicas.",
     )
 
     @field_validator("log_level", mode="before")
@@ -112,6 +141,42 @@ class ServerSettings(BaseSettings):
             )
         return token
 
+    @field_validator("auth_issuer", "auth_audience")
+    @classmethod
+    def _web_address(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("must be an https:// URL")
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                raise ValueError(
+                    "must be https:// (plain http:// only on loopback, for tests)"
+                )
+        return url
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> ServerSettings:
+        if self.auth_issuer and self.http_token is not None:
+            raise _configuration_error(
+                "MCP_AUTH_ISSUER and MCP_HTTP_TOKEN are two ways to authenticate: set "
+                "one of them."
+            )
+        if self.auth_issuer and not self.auth_audience:
+            raise _configuration_error(
+                "MCP_AUTH_ISSUER needs MCP_AUTH_AUDIENCE, this server's MCP endpoint as "
+                "clients reach it (https://mcp.example.com/mcp): tokens are issued for it."
+            )
+        if self.auth_audience and not self.auth_issuer:
+            raise _configuration_error(
+                "MCP_AUTH_AUDIENCE is only used with MCP_AUTH_ISSUER: set the issuer too."
+            )
+        return self
+
+    @property
+    def required_scopes(self) -> list[str]:
+        """`MCP_AUTH_REQUIRED_SCOPES` as a list."""
+        return (self.auth_required_scopes or "").replace(",", " ").split()
+
     @property
     def allowed_hosts(self) -> list[str]:
         """`MCP_HTTP_ALLOWED_HOSTS` as a list."""
@@ -122,12 +187,14 @@ class ServerSettings(BaseSettings):
         """Why serving HTTP on `host` with these settings would be unsafe, or None."""
         if is_loopback(host):
             return None
-        if self.http_token is None and not self.http_allow_unauthenticated:
+        authenticated = self.http_token is not None or self.auth_issuer is not None
+        if not authenticated and not self.http_allow_unauthenticated:
             return (
                 f"HTTP on {host} (MCP_HOST) is reachable beyond this machine, so anyone "
                 "who reaches it could use its tools (and a server-side LLM's key): set "
-                "MCP_HTTP_TOKEN, or MCP_HTTP_ALLOW_UNAUTHENTICATED=true when a proxy in "
-                "front of it authenticates."
+                "MCP_HTTP_TOKEN or MCP_AUTH_ISSUER, or "
+                "MCP_HTTP_ALLOW_UNAUTHENTICATED=true when a proxy in front of it "
+                "authenticates."
             )
         if not self.allowed_hosts:
             return (
@@ -222,6 +289,13 @@ class GatewaySettings(BaseSettings):
         "fallback",
         description="`fallback`: the server-side LLM serves clients that cannot "
         "sample; `always`: it serves every request.",
+    )
+    budget_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens of the server-side LLM one user may spend a day (UTC), as "
+        "the provider reports them, across every replica sharing `MCP_DB_URL`; "
+        "unlimited by default. A client's own LLM is never counted.",
     )
 
     @field_validator("base_url")

@@ -2,7 +2,7 @@
 
 Each span is a child of FastMCP's span for the tool call (`tools/call <name>`). A
 sampling span carries the route, the protocol era, the attempt (the request's number in
-the tool call), the tool and its pattern, the request's and the reply's sizes, the stop reason, the
+the tool call), the tool, its pattern and a hash of its caller, the request's and the reply's sizes, the stop reason, the
 model named in the reply and, when the server-side provider reports it, the tokens
 used. Only the OpenTelemetry API is used (FastMCP depends on it): without an SDK the
 spans cost next to nothing. With the `otel` extra, `configure_tracing()` exports them
@@ -34,19 +34,21 @@ class ToolCall:
     tool: str
     pattern: str
     """The pattern (`patterns/` module) that defines the tool; empty for other tools."""
+    principal: str
+    """The digest of whoever called it (`Principal.digest`): it names nobody."""
 
     @classmethod
-    def of(cls, tool: str, function: object) -> ToolCall:
-        """The call of `tool`, whose code is `function`.
+    def of(cls, tool: str, function: object, principal: str) -> ToolCall:
+        """The call of `tool`, whose code is `function`, by `principal`.
 
         >>> def debate() -> None: ...
         >>> debate.__module__ = "summarizer.patterns.council.tools"
-        >>> ToolCall.of("council_debate", debate)
-        ToolCall(tool='council_debate', pattern='council')
+        >>> ToolCall.of("council_debate", debate, "6edbc1f9c9a9b7e5")
+        ToolCall(tool='council_debate', pattern='council', principal='6edbc1f9c9a9b7e5')
         """
         module = getattr(function, "__module__", None) or ""
         _, found, inside = module.partition(".patterns.")
-        return cls(tool, inside.split(".")[0] if found else "")
+        return cls(tool, inside.split(".")[0] if found else "", principal)
 
 
 current_tool_call: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
@@ -84,6 +86,7 @@ def sampling_span(
             if call is not None:
                 span.set_attribute("mcp.tool.name", call.tool)
                 span.set_attribute("mcp.pattern", call.pattern)
+                span.set_attribute("mcp.principal", call.principal)
         try:
             yield span
         except Exception as error:

@@ -63,11 +63,12 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
 
 from ._errors import SamplingFailedError
+from ._identity import current_principal
 from ._messages import Reply, quoted
 from ._settings import GatewaySettings
 
 T = TypeVar("T")
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 _current: contextvars.ContextVar[Round | None] = contextvars.ContextVar(
     "replay_round", default=None
@@ -96,6 +97,7 @@ class Round:
     def __init__(
         self, state: dict[str, Any], answers: dict[str, Any], settings: GatewaySettings
     ) -> None:
+        self.principal: str = state["principal"]
         self.seed = base64.b64decode(state["seed"])
         self.clock: float = state["clock"]
         self.rounds: int = state["rounds"] + 1
@@ -120,8 +122,9 @@ class Round:
         self.all_waiting = anyio.Event()
 
     @classmethod
-    def first(cls, settings: GatewaySettings) -> Round:
+    def first(cls, settings: GatewaySettings, principal: str) -> Round:
         state = {
+            "principal": principal,
             "seed": base64.b64encode(secrets.token_bytes(16)).decode(),
             "clock": time.time(),
             "rounds": 0,
@@ -139,14 +142,22 @@ class Round:
         sealed: str | None,
         answers: dict[str, object] | None,
         settings: GatewaySettings,
+        principal: str,
     ) -> Round:
+        """The round `sealed` (the state a client echoed) continues, with `answers`;
+        the first round when there is none. A state is `principal`'s alone."""
         if not sealed:
-            return cls.first(settings)
+            return cls.first(settings, principal)
         state = json.loads(sealed)
         if state.get("v") != STATE_VERSION:
             raise ToolError(
                 "This tool call's requestState comes from another version of the "
                 "server; call the tool again from the start."
+            )
+        if state["principal"] != principal:
+            raise ToolError(
+                "This tool call's requestState was issued to another user, so it "
+                "cannot continue a call of yours: call the tool again from the start."
             )
         late = (_now_ms() - state["asked_at_ms"]) / 1000
         if late > settings.timeout:
@@ -264,6 +275,7 @@ class Round:
         state = json.dumps(
             {
                 "v": STATE_VERSION,
+                "principal": self.principal,
                 "seed": base64.b64encode(self.seed).decode(),
                 "clock": self.clock,
                 "rounds": self.rounds,
@@ -335,7 +347,12 @@ class ReplayMiddleware(Middleware):
         request = ctx.request_context if ctx is not None else None
         if ctx is None or request is None or not is_modern(request.protocol_version):
             return await call_next(context)
-        round_ = Round.resumed(ctx.request_state, _raw_answers.get(), self._settings)
+        round_ = Round.resumed(
+            ctx.request_state,
+            _raw_answers.get(),
+            self._settings,
+            current_principal().key,
+        )
         if round_.rounds > self._settings.max_rounds:
             raise ToolError(
                 f"{context.message.name} did not finish within "

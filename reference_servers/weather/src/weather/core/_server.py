@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import fastmcp
 import fastmcp.exceptions
 import mcp.types
+import platformdirs
 import pydantic
 from fastmcp import FastMCP
 from fastmcp.client.sampling import SamplingHandler
@@ -24,12 +28,19 @@ from starlette.middleware import Middleware as ASGIMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ._database import open_database
+from ._errors import SamplingUnavailableError
+from ._gateway import Route, route_of
 from ._http import SessionBounds, SharedToken, StrictHost
+from ._identity import IssuerTokens, OAuthResource, current_principal, principal_in_logs
 from ._messages import describe_problem
 from ._replay import RawAnswers, ReplayMiddleware
 from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
 from ._tracing import ToolCall, current_tool_call
+from ._usage import Usage
+
+logger = logging.getLogger(__name__)
 
 
 class SamplingServer(FastMCP):
@@ -73,11 +84,15 @@ class SamplingServer(FastMCP):
             keep_secret(key.get_secret_value())
         if http.http_token is not None:
             keep_secret(http.http_token.get_secret_value())
+        keep_secret(urlsplit(http.db_url or "").password)
+        self.usage = _usage(http, gateway, server_llm, kwargs.get("name") or "")
+        """The per-user limits of the server-side LLM, or None when it has none."""
         super().__init__(
             *args,
             version=version,
             middleware=[
                 PlainArgumentErrors(),
+                PerUser(self.usage, gateway),
                 ToolDeadline(http.tool_deadline),
                 ReplayMiddleware(gateway),
             ],
@@ -88,6 +103,10 @@ class SamplingServer(FastMCP):
                 # Each round's answers are due within MCP_SAMPLING_TIMEOUT (checked
                 # in _replay.py, with a clear message); the whole call, within this.
                 ttl=gateway.timeout * gateway.max_rounds,
+                # The state names its principal inside (_replay.py), so that another
+                # user's state is refused with a message saying so, not the SDK's
+                # "Invalid or expired requestState".
+                bind_principal=None,
             ),
             **kwargs,
         )
@@ -97,8 +116,22 @@ class SamplingServer(FastMCP):
         self.server_llm = server_llm
         """The server-side LLM, or None (see `MCP_SAMPLING_PROVIDER`)."""
         self._readiness: dict[str, Check] = {}
-        if http.http_token is not None:
+        if http.auth_issuer is not None and http.auth_audience is not None:
+            self.auth = OAuthResource(
+                IssuerTokens(
+                    issuer=http.auth_issuer,
+                    audience=http.auth_audience,
+                    required_scopes=http.required_scopes or None,
+                )
+            )
+        elif http.http_token is not None:
             self.auth = SharedToken(http.http_token.get_secret_value())
+        if self.usage is not None:
+            logger.info(
+                "per-user limits are kept in %s (MCP_DB_URL)",
+                self.usage.database.location,
+            )
+            self.add_readiness_check("usage database", self.usage.database.check)
         self.custom_route("/health", methods=["GET"])(_healthy)
         self.custom_route("/ready", methods=["GET"])(self._ready)
 
@@ -122,14 +155,12 @@ class SamplingServer(FastMCP):
         # a server on 127.0.0.1 (DNS rebinding).
         kwargs["host_origin_protection"] = True
         kwargs["allowed_hosts"] = self._http.allowed_hosts
-        token = self._http.http_token
         kwargs["middleware"] = [
             ASGIMiddleware(StrictHost),
             ASGIMiddleware(
                 SessionBounds,
                 max_sessions=self._http.http_max_sessions,
                 idle_timeout=self._http.http_session_idle_timeout,
-                token=token.get_secret_value() if token else None,
             ),
             *(kwargs.get("middleware") or []),
         ]
@@ -179,6 +210,59 @@ class PlainArgumentErrors(Middleware):
             ) from None
 
 
+class PerUser(Middleware):
+    """Each tool call runs as its caller: their principal's digest on every log record
+    and span of the call (`principal_in_logs`), and, when the server-side LLM serves
+    it, no more of their calls at once than `MCP_MAX_CONCURRENT_CALLS`."""
+
+    def __init__(self, usage: Usage | None, gateway: GatewaySettings) -> None:
+        self._usage = usage
+        self._gateway = gateway
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mcp.types.CallToolRequestParams],
+        call_next: CallNext[mcp.types.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        principal = current_principal()
+        token = principal_in_logs.set(principal.digest)
+        try:
+            if self._usage is None or not self._on_server_llm(context):
+                return await call_next(context)
+            async with self._usage.running(principal):
+                return await call_next(context)
+        finally:
+            principal_in_logs.reset(token)
+
+    def _on_server_llm(
+        self, context: MiddlewareContext[mcp.types.CallToolRequestParams]
+    ) -> bool:
+        ctx = context.fastmcp_context
+        try:
+            return ctx is not None and route_of(ctx, self._gateway) is Route.SERVER
+        except SamplingUnavailableError:
+            return False
+
+
+def _usage(
+    http: ServerSettings,
+    gateway: GatewaySettings,
+    server_llm: object,
+    name: str,
+) -> Usage | None:
+    """The per-user limits the settings ask for, or None."""
+    limited = gateway.budget_tokens is not None or http.max_concurrent_calls is not None
+    if server_llm is None or not limited:
+        return None
+    default = Path(platformdirs.user_data_dir(name or "mcp-server")) / "usage.db"
+    return Usage(
+        open_database(http.db_url or f"sqlite:///{default}", "MCP_DB_URL"),
+        budget_tokens=gateway.budget_tokens,
+        max_calls=http.max_concurrent_calls,
+        call_deadline=http.tool_deadline,
+    )
+
+
 class ToolDeadline(Middleware):
     """Ends a tool call that runs past its deadline, cancelling what is in flight
     (its sampling requests included: the client is told to stop)."""
@@ -212,4 +296,4 @@ class ToolDeadline(Middleware):
         name = context.message.name
         server = context.fastmcp_context and context.fastmcp_context.fastmcp
         tool = await server.get_tool(name) if server else None
-        return ToolCall.of(name, getattr(tool, "fn", None))
+        return ToolCall.of(name, getattr(tool, "fn", None), principal_in_logs.get())

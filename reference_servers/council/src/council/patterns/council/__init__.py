@@ -12,6 +12,7 @@ or in PostgreSQL to share them between replicas (`store.py`, `COUNCIL_DB_URL`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import string
@@ -28,14 +29,23 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ...core import LLM, GatewaySettings, LLMError, Prompt, SamplingServer
-from .store import ConflictError, open_store
+from ...core import (
+    LLM,
+    GatewaySettings,
+    LLMError,
+    Prompt,
+    SamplingServer,
+    current_principal,
+    open_database,
+)
+from .store import ConflictError, DebateStore
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
+logger = logging.getLogger(__name__)
 SHIPPED_PERSONAS = Path(__file__).parent / "personas.toml"
 
 
@@ -188,8 +198,12 @@ def _read_regular_file(path: Path, limit: int) -> str:
 
 def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) -> None:
     personas = load_personas(settings.personas_file or SHIPPED_PERSONAS)
-    store = open_store(settings.database(__package__.split(".")[0]))
-    mcp.add_readiness_check("council database", store.check)
+    database = open_database(
+        settings.database(__package__.split(".")[0]), "COUNCIL_DB_URL"
+    )
+    store = DebateStore(database)
+    logger.info("council: debates are kept in %s (COUNCIL_DB_URL)", database.location)
+    mcp.add_readiness_check("council database", database.check)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False))
     async def council_debate(
@@ -205,8 +219,11 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
         debate = Debate(LLM(ctx, gateway), seated, settings.quorum)
         result = await debate.run(topic)
         # The same round sent again gives the same debate: saved once (see store.py).
+        owner = current_principal().key
         try:
-            await store.save(result.id, result.created_at, result.model_dump_json())
+            await store.save(
+                result.id, owner, result.created_at, result.model_dump_json()
+            )
         except ConflictError as error:
             raise ToolError(str(error)) from None
         return result
@@ -218,13 +235,13 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
 
     @mcp.resource("council://debates", mime_type="application/json")
     async def council_debates() -> str:
-        """Every stored debate, newest first: id, topic, winners, time."""
-        return json.dumps(await store.summaries(), indent=2)
+        """Your stored debates, newest first: id, topic, winners, time."""
+        return json.dumps(await store.summaries(current_principal().key), indent=2)
 
     @mcp.resource("council://debates/{debate_id}", mime_type="application/json")
     async def council_debate_record(debate_id: str) -> str:
-        """One stored debate in full."""
-        record = await store.get(debate_id)
+        """One of your stored debates in full."""
+        record = await store.get(debate_id, current_principal().key)
         if record is None:
             raise ResourceError(f"there is no debate {debate_id!r}")
         return DebateResult.model_validate_json(record).model_dump_json(indent=2)

@@ -9,6 +9,7 @@ anything else goes back for correction (bounded), and is never returned.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ...core import LLM, Call, GatewaySettings, Prompt, SamplingServer
 from .corpus import Corpus, SourceNotFoundError
+
+logger = logging.getLogger(__name__)
 
 SYSTEM = (
     "You are a careful researcher. Answer the question from the corpus only: search "
@@ -94,6 +97,12 @@ def register(mcp: SamplingServer, gateway: GatewaySettings, settings: Settings) 
     async def corpus_indexed() -> None:
         await anyio.to_thread.run_sync(corpus.refresh)
 
+    logger.info(
+        "research: the corpus is %s (RESEARCH_CORPUS_DIR); its search index is kept "
+        "in %s (RESEARCH_CACHE_DIR)",
+        corpus.root,
+        corpus.index_path.parent,
+    )
     mcp.add_readiness_check("research corpus", corpus_indexed)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
