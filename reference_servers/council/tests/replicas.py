@@ -272,22 +272,28 @@ def haproxy(replicas: list[Replica], log: Path) -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def deployment(kind: str, scratch: Path) -> Iterator[Deployment]:
-    """`single`: one replica on SQLite. `replicas`: three on PostgreSQL behind HAProxy."""
+def deployment(
+    kind: str, scratch: Path, **settings: str
+) -> Iterator[Deployment]:
+    """`single`: one replica on SQLite. `replicas`: three on PostgreSQL behind HAProxy.
+    `settings` are more environment variables for every replica."""
     with ExitStack() as stack:
         environment = {
             "MCP_REQUEST_STATE_KEY": secrets.token_hex(32),
             "MCP_LOG_LEVEL": "WARNING",
             "COUNCIL_DB_URL": f"sqlite:///{scratch / 'council.db'}",
+            "MCP_DB_URL": f"sqlite:///{scratch / 'usage.db'}",
+            **settings,
         }
         if kind == "single":
             only = stack.enter_context(replica("r1", environment))
             yield Deployment(only.url, [only])
             return
-        environment["COUNCIL_DB_URL"] = stack.enter_context(postgres())
-        watch = CommitWatch(environment["COUNCIL_DB_URL"])
+        shared = stack.enter_context(postgres())
+        environment["COUNCIL_DB_URL"] = environment["MCP_DB_URL"] = shared
+        watch = CommitWatch(shared)
         stack.callback(watch.close)
-        watched = {**environment, "COUNCIL_DB_URL": watch.url}
+        watched = {**environment, "COUNCIL_DB_URL": watch.url, "MCP_DB_URL": watch.url}
         replicas = [
             stack.enter_context(replica(f"r{n}", watched if n == 1 else environment))
             for n in (1, 2, 3)

@@ -21,9 +21,12 @@ from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared.exceptions import MCPError
 from mcp.types import InputRequiredResult
+from provider_standin import ProviderStandIn
 from replicas import Deployment, deployment
 
 from council.core.testing import (
+    ScriptedLLM,
+    answer,
     as_reply,
     final_answer,
     prompt_text,
@@ -31,6 +34,10 @@ from council.core.testing import (
 
 DEPLOYMENT = os.environ.get("COUNCIL_TEST_DEPLOYMENT", "single")
 CLIENTS = 20
+USAGE = {"input_tokens": 900, "output_tokens": 100}
+"""What the stand-in provider reports for each reply, in the budget test."""
+BUDGET = 40_000
+"""Tokens a day: two debates' worth (19 replies of 1,000 tokens each), and a bit."""
 
 pytestmark = pytest.mark.process
 
@@ -64,6 +71,15 @@ class SignedLLM:
             return final_answer(request, {"option": label, "reasoning": self.name})
         member = re.match(r"You are the (.+?)\.", request.system_prompt)[1]
         return f"{member}'s view, signed {self.name}"
+
+
+def budget_council(request) -> object:
+    """The server-side LLM's answers to a debate's requests."""
+    prompt = prompt_text(request)
+    if "Vote for" in prompt:
+        label = re.findall(r"^Option ([A-Z]):$", prompt, re.MULTILINE)[0]
+        return final_answer(request, {"option": label, "reasoning": "Convincing."})
+    return "A view." if "Synthesise" not in prompt else "A synthesis."
 
 
 def client(url: str, llm: SignedLLM, era: str) -> Client:
@@ -277,3 +293,37 @@ if DEPLOYMENT == "replicas":  # killing the only replica would end every debate
             )
         assert stored == debate_
         assert [entry["id"] for entry in listing].count(debate_["id"]) == 1
+
+
+    async def test_one_budget_holds_across_the_replicas(
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        """Clients that cannot sample, served by the server-side LLM, round robin: the
+        replicas share one daily budget, so the debates it pays for are the same few
+        whichever replicas serve them (three budgets would pay for every one)."""
+        llm = ScriptedLLM(*[answer(budget_council)] * 200)
+        async with ProviderStandIn.serving(llm, "openai", usage=USAGE) as stand_in:
+            settings = stand_in.environment(MCP_SAMPLING_BUDGET_TOKENS=str(BUDGET))
+            scratch = tmp_path_factory.mktemp("budget")
+            with deployment("replicas", scratch, **settings) as budgeted:
+                read = []
+                for n in range(6):
+                    transport = StreamableHttpTransport(
+                        budgeted.url, headers={"X-Client-Name": f"budget-{n}"}
+                    )
+                    async with Client(transport, mode=ERAS["modern"]) as session:
+                        result = await session.call_tool(
+                            "council_debate",
+                            {"topic": f"The topic of budget-{n}."},
+                            raise_on_error=False,
+                        )
+                    read.append(result.content[0].text)
+                replicas = {r for name, rs in budgeted.served().items() for r in rs}
+        paid = [text for text in read if not text.startswith("Only ")]
+        refused = [text for text in read if text.startswith("Only ")]
+        assert replicas == {"r1", "r2", "r3"}
+        assert 1 <= len(paid) <= BUDGET // (19 * sum(USAGE.values()))
+        assert len(refused) >= 6 - len(paid)
+        for text in refused:
+            assert "Today's budget of the server's LLM is spent" in text
+        assert len(llm.requests) * sum(USAGE.values()) <= BUDGET

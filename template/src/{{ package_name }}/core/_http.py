@@ -173,7 +173,11 @@ class SessionBounds:
         if session is not None and session.credentials is not None:
             headers.append((b"authorization", session.credentials))
         request = {
-            **{key: value for key, value in scope.items() if key not in {"user", "auth"}},
+            **{
+                key: value
+                for key, value in scope.items()
+                if key not in {"user", "auth"}
+            },
             **(session.owner if session is not None else {}),
             "method": "DELETE",
             "headers": headers,

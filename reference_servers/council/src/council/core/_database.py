@@ -62,6 +62,14 @@ class Database(ABC):
         """Raise `OSError` when the database cannot be reached."""
         await self.run(lambda connection: connection.execute("select 1"))
 
+    def create(self, connection: Connection, *statements: str) -> None:
+        """Run `create table if not exists` statements, one replica at a time:
+        PostgreSQL refuses the same table made twice at once ("duplicate key value
+        violates unique constraint pg_type_typname_nsp_index")."""
+        with self.exclusive(connection, "create tables"):
+            for statement in statements:
+                connection.execute(statement)
+
     @abstractmethod
     def exclusive(
         self, connection: Connection, key: str

@@ -7,10 +7,10 @@ running on it at once. The counts live in `MCP_DB_URL`, the database replicas sh
 so three replicas enforce one budget. A client's own LLM is never counted: the client
 pays for it.
 
-A request is admitted only if it cannot go past the budget: its worst case — its
-prompt at about `CHARS_PER_INPUT_TOKEN` characters a token, plus its `maxTokens` — is
-reserved first, atomically, and the tokens the provider reports replace the
-reservation when the reply comes (the worst case again when it reports none).
+A request is admitted only if it cannot go past the budget: its worst case — a token
+for every byte it sends, plus its `maxTokens` (`worst_case`) — is reserved first,
+atomically, and the tokens the provider reports replace the reservation when the
+reply comes (the worst case again when it reports none).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from ._identity import Principal
 from ._messages import Reply
 from ._tracing import USAGE_KEY
 
-CHARS_PER_INPUT_TOKEN = 4
-"""A prompt's characters per token, for the worst case of a request not yet sent."""
 TABLES = (
     (
         "create table if not exists budget_tokens (principal text not null, day text "
@@ -81,8 +79,7 @@ class Usage:
 
     def _tables(self, db: Connection) -> None:
         if not self._created:
-            for table in TABLES:
-                db.execute(table)
+            self.database.create(db, *TABLES)
             self._created = True
 
     async def reserve(
@@ -214,18 +211,18 @@ class Usage:
 
 def worst_case(request: CreateMessageRequestParams) -> int:
     """The most tokens a request may use: what it sends (messages, system prompt,
-    tools: as JSON, about `CHARS_PER_INPUT_TOKEN` characters a token) and its
-    `maxTokens`.
+    tools), at one token a byte of its JSON — a token covers at least a byte with
+    byte-level tokenizers, so no provider counts more — and its `maxTokens`.
 
     >>> from mcp.types import SamplingMessage, TextContent
     >>> hello = SamplingMessage(role="user", content=TextContent(type="text", text="Hi"))
     >>> worst_case(CreateMessageRequestParams(messages=[hello], max_tokens=100))
-    117
+    168
     """
     sent = request.model_dump_json(
         include={"messages", "system_prompt", "tools"}, exclude_none=True
     )
-    return math.ceil(len(sent) / CHARS_PER_INPUT_TOKEN) + request.max_tokens
+    return len(sent.encode()) + request.max_tokens
 
 
 def reported_tokens(reply: Reply, worst: int) -> int:

@@ -53,7 +53,7 @@ class DebateStore:
 
     def _table(self, db: Connection) -> None:
         if not self._created:
-            db.execute(TABLE[self.database.dialect])
+            self.database.create(db, TABLE[self.database.dialect])
             self._created = True
 
     async def save(
