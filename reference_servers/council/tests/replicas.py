@@ -272,9 +272,7 @@ def haproxy(replicas: list[Replica], log: Path) -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def deployment(
-    kind: str, scratch: Path, **settings: str
-) -> Iterator[Deployment]:
+def deployment(kind: str, scratch: Path, **settings: str) -> Iterator[Deployment]:
     """`single`: one replica on SQLite. `replicas`: three on PostgreSQL behind HAProxy.
     `settings` are more environment variables for every replica."""
     with ExitStack() as stack:

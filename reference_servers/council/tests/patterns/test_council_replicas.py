@@ -294,7 +294,6 @@ if DEPLOYMENT == "replicas":  # killing the only replica would end every debate
         assert stored == debate_
         assert [entry["id"] for entry in listing].count(debate_["id"]) == 1
 
-
     async def test_one_budget_holds_across_the_replicas(
         tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
