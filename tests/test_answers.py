@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from render import SAMPLE_ANSWERS, render
 
@@ -85,6 +86,10 @@ BAD_ANSWERS = [
         "github_repo", "my notes", "Give a repository name",
         id="github_repo-space",
     ),
+    pytest.param(
+        "project_dir", "notes-helper", "Give an absolute path",
+        id="project_dir-relative",
+    ),
 ]  # fmt: skip
 
 
@@ -120,3 +125,12 @@ def test_package_name_defaults_to_the_project_name_with_underscores(
 ) -> None:
     render(tmp_path, {**SAMPLE_ANSWERS, "project_name": "acme-notes-2"})
     assert (tmp_path / "src" / "acme_notes_2").is_dir()
+
+
+def test_project_dir_defaults_to_where_it_is_rendered_and_is_recorded(
+    tmp_path: Path,
+) -> None:
+    """The docs' from-source commands hold the real path; `copier update` reuses it."""
+    render(tmp_path / "project", SAMPLE_ANSWERS)
+    answers = yaml.safe_load((tmp_path / "project" / ".copier-answers.yml").read_text())
+    assert answers["project_dir"] == str((tmp_path / "project").resolve())
