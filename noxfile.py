@@ -49,6 +49,9 @@ TEST_REQUIREMENTS = [
 # Playwright drives Debian's Chromium (CHROMIUM): it never downloads a browser here.
 PLAYWRIGHT = "playwright>=1.55,<2"
 CHROMIUM = "/usr/bin/chromium"
+# The docs sites: this repository's and a generated project's (its `docs` group pins
+# the same).
+DOCS_REQUIREMENTS = [COPIER, "pyyaml>=6", "mkdocs>=1.6,<2", "mkdocs-material>=9.6,<10"]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
@@ -299,6 +302,20 @@ def inspector(session: nox.Session) -> None:
         str(ROOT / "docs" / "images" / "inspector"),
         env=NO_BYTECODE,
     )
+
+
+@nox.session
+@timed
+def docs(session: nox.Session) -> None:
+    """This repository's site and generated projects' (every pattern, and none), each
+    built with `mkdocs build --strict`.
+
+    Broken links, missing pages and warnings fail; a project's configuration page
+    must name every setting. The sites go to temporary folders and the checkout must
+    be left as it was. Prints each build's time (tests/docs_site.py).
+    """
+    session.install(*DOCS_REQUIREMENTS)
+    session.run("python", "tests/docs_site.py", env=NO_BYTECODE)
 
 
 @nox.session(default=False)

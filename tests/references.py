@@ -35,6 +35,10 @@ from render import REPO_ROOT, render
 
 REFERENCE_SERVERS = "reference_servers"
 ANSWERS_FILE = ".copier-answers.yml"
+# Where a reference server's docs say it lives (their from-source commands). Rendered
+# anywhere else, it would hold the temporary folder of each render: a placeholder that
+# only the reference copies carry keeps them byte-identical everywhere.
+PROJECT_DIR = "/path/to/copier-mcp-sampling/reference_servers/{name}"
 
 
 class ReferenceServerError(Exception):
@@ -85,6 +89,7 @@ def render_reference(name: str, destination: Path, repo_root: Path = REPO_ROOT) 
     answers = yaml.safe_load(answers_path.read_text(encoding="utf-8")) or {}
     # Keys starting with "_" are copier's bookkeeping (_src_path, _commit), not answers.
     data = {key: value for key, value in answers.items() if not key.startswith("_")}
+    data["project_dir"] = PROJECT_DIR.format(name=name)
     render(destination, data, template=repo_root)
     _normalise_answers_file(
         destination / ANSWERS_FILE, src_path=Path(os.path.relpath(repo_root, reference))

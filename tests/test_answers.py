@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from render import SAMPLE_ANSWERS, render
 
@@ -101,6 +102,10 @@ BAD_ANSWERS = [
         "github_repo", "my notes", "Give a repository name",
         id="github_repo-space",
     ),
+    pytest.param(
+        "project_dir", "notes-helper", "Give an absolute path",
+        id="project_dir-relative",
+    ),
 ]  # fmt: skip
 
 
@@ -174,3 +179,12 @@ def test_every_answer_reads_back_exactly_from_every_file_it_lands_in(
     assert docstring == description
     # The Dockerfile's label is read back by podman in `nox -s image`.
     assert "\\u0027" not in (tmp_path / "Dockerfile").read_text()
+
+
+def test_project_dir_defaults_to_where_it_is_rendered_and_is_recorded(
+    tmp_path: Path,
+) -> None:
+    """The docs' from-source commands hold the real path; `copier update` reuses it."""
+    render(tmp_path / "project", SAMPLE_ANSWERS)
+    answers = yaml.safe_load((tmp_path / "project" / ".copier-answers.yml").read_text())
+    assert answers["project_dir"] == str((tmp_path / "project").resolve())

@@ -1,8 +1,8 @@
 """Generated projects pass their own checks (ruff, ruff format, mypy, pytest) and CI lint.
 
-Each project's suite runs once: an empty project, with the README's "Add your own
-tool" example copied in as a newcomer would, and a project with every pattern, on the
-minimum Python. Each pattern alone is a reference server (``nox -s reference``), and
+Each project's suite runs once: an empty project, with the docs' "Add a tool" example
+(docs/add-a-tool.md) copied in as a newcomer would, and a project with every pattern, on
+the minimum Python. Each pattern alone is a reference server (``nox -s reference``), and
 ``nox -s powerset`` checks every selection (``check_powerset.py``).
 """
 
@@ -21,14 +21,14 @@ from render import SAMPLE_ANSWERS, example_choices, question_choices, render
 from session_tools import session_tool
 
 
-def test_the_readme_example_tool_works_as_copied_into_an_empty_project(
+def test_the_docs_example_tool_works_as_copied_into_an_empty_project(
     tmp_path: Path,
 ) -> None:
     project = tmp_path / "project"
     render(project, {**SAMPLE_ANSWERS, "examples": []})
     assert_fully_rendered(project)
 
-    added = add_the_readme_example(project)
+    added = add_the_docs_example(project)
 
     package = str(SAMPLE_ANSWERS["project_name"]).replace("-", "_")
     assert added == [
@@ -61,45 +61,29 @@ def test_a_project_with_every_pattern_and_a_long_name_passes_on_its_minimum_pyth
     )
 
     assert_fully_rendered(project)
-    # The configuration the README shows is the one the replica suite runs.
-    haproxy = (project / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
-    assert f"```\n{haproxy}```" in (project / "README.md").read_text(encoding="utf-8")
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["examples"] == examples, "copier update needs them"
     assert_passes_its_own_checks(project, python=find_python(python_min))
 
 
-def add_the_readme_example(project: Path) -> list[Path]:
-    """Do what the generated README's "Add your own tool" says, as a newcomer would.
+def add_the_docs_example(project: Path) -> list[Path]:
+    """Do what the generated docs/add-a-tool.md says, as a newcomer would.
 
-    Each Python block marked `<!-- file: PATH -->` is written to PATH; each Markdown
-    block marked `<!-- row: Configuration -->` becomes a row of that section's table,
-    each JSON block marked `<!-- entry: server.json -->` an environment variable of
-    server.json's package.
-    Returns the files written.
+    Each Python block marked `<!-- file: PATH -->` is written to PATH, and each JSON
+    block marked `<!-- entry: server.json -->` becomes an environment variable of
+    server.json's package. (The configuration page needs nothing: the docs build makes
+    it from the settings classes.) Returns the files written.
     """
-    readme = (project / "README.md").read_text(encoding="utf-8")
-    files = re.findall(r"<!-- file: (\S+) -->\n```python\n(.*?)```", readme, re.DOTALL)
-    rows = re.findall(
-        r"<!-- row: Configuration -->\n```markdown\n(.*?)\n```", readme, re.DOTALL
-    )
+    page = (project / "docs" / "add-a-tool.md").read_text(encoding="utf-8")
+    files = re.findall(r"<!-- file: (\S+) -->\n```python\n(.*?)```", page, re.DOTALL)
     entries = re.findall(
-        r"<!-- entry: server.json -->\n```json\n(.*?)\n```", readme, re.DOTALL
+        r"<!-- entry: server.json -->\n```json\n(.*?)\n```", page, re.DOTALL
     )
-    assert files, "the README shows no example files"
-    assert rows, "the README shows no Configuration row for the example's setting"
-    assert entries, "the README shows no server.json entry for the example's setting"
+    assert files, "docs/add-a-tool.md shows no example files"
+    assert entries, "docs/add-a-tool.md shows no server.json entry for the setting"
     for path, code in files:
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(code, encoding="utf-8")
-    before, heading, rest = readme.partition("\n## Configuration\n")
-    section, next_heading, after = rest.partition("\n## ")
-    lines = section.split("\n")
-    last_row = max(i for i, line in enumerate(lines) if line.startswith("| `"))
-    lines[last_row + 1 : last_row + 1] = rows
-    (project / "README.md").write_text(
-        before + heading + "\n".join(lines) + next_heading + after, encoding="utf-8"
-    )
     server_json = json.loads((project / "server.json").read_text(encoding="utf-8"))
     for entry in entries:
         server_json["packages"][0]["environmentVariables"].append(json.loads(entry))
