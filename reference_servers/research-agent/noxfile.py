@@ -5,6 +5,7 @@
 
 import glob
 import shutil
+import tempfile
 
 import nox
 
@@ -59,6 +60,18 @@ def package(session: nox.Session) -> None:
     session.run("npx", "--yes", MCPB, "validate", "manifest.json", external=True)
     session.run("npx", "--yes", MCPB, "pack", ".", BUNDLE, external=True)
     session.run("hadolint", "Dockerfile")
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the docs site with `mkdocs build --strict`: a broken link or a warning fails.
+
+    The site goes to a temporary folder (pass `-- --site-dir site` to keep it); the
+    configuration page's tables come from the installed project's settings classes.
+    """
+    session.install("-e", ".", "--group", "docs")
+    with tempfile.TemporaryDirectory() as site:
+        session.run("mkdocs", "build", "--strict", "--site-dir", site, *session.posargs)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ sharing PostgreSQL, every process real and on loopback.
 `deployment("single", ...)` is what the suite runs by default; `deployment("replicas",
 ...)` (`nox -s scale`) starts PostgreSQL (Debian's package) in a scratch folder, three
 replicas of the console script with one `MCP_REQUEST_STATE_KEY`, and HAProxy with
-`deploy/haproxy.cfg`, the configuration the README shows. Replica r1 reaches its
+`deploy/haproxy.cfg`, the configuration docs/replicas.md shows. Replica r1 reaches its
 database through `CommitWatch`, a pass-through proxy that can kill r1 the moment one
 of its writes is committed, before r1 can answer.
 """

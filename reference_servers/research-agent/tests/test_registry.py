@@ -171,5 +171,7 @@ def test_server_json_names_this_package_and_version() -> None:
 
 
 def test_readme_carries_the_mcp_name_pypi_verification_needs() -> None:
+    # Not a check of the README's prose: a rule of the MCP Registry, which publishes
+    # server.json only if the README of the PyPI package names the server in this line.
     readme = (PROJECT / "README.md").read_text(encoding="utf-8")
     assert f"<!-- mcp-name: {server_json()['name']} -->" in readme

@@ -47,7 +47,10 @@ from council.patterns.council import (
 from council.patterns.council import (
     Settings as CouncilSettings,
 )
-from council.patterns.council.store import ConflictError, DebateStore
+from council.patterns.council.store import (
+    ConflictError,
+    DebateStore,
+)
 from council.server import create_server
 
 MEMBERS = [p.name for p in load_personas(SHIPPED_PERSONAS)]

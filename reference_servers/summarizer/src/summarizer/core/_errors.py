@@ -20,7 +20,7 @@ class SamplingUnavailableError(LLMError):
             "text; Claude Desktop, Claude Code and Cursor do not sample), or give the "
             "server a model of its own: set MCP_SAMPLING_PROVIDER (openai or "
             "anthropic), MCP_SAMPLING_MODEL and, for a hosted API, MCP_SAMPLING_API_KEY "
-            "(see 'Server-side LLM' in the README)."
+            "(see 'Server-side LLM' in the project's docs, docs/server-side-llm.md)."
         )
 
 

@@ -4,7 +4,8 @@ A pattern defines
 
 - `Settings`: a pydantic-settings class whose environment prefix is the pattern's
   name (`SUMMARIZER_`), so each of its knobs is an environment variable and a CLI flag
-  like every other setting (give each a `description`, and the README a row);
+  like every other setting (give each a `description`: `--help` and the docs'
+  configuration page show it);
 - `register(mcp, gateway, settings)`: adds the pattern's tools, prompts and resources
   to `mcp`; a tool asks for model output through `LLM(ctx, gateway)` (see `..core`).
 
