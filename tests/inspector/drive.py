@@ -39,6 +39,7 @@ import threading
 import time
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,7 +102,7 @@ def main(node_folder: Path, shots: Path) -> int:
                         context.close()
                 print(f"inspector: {era} ok in {time.monotonic() - began:.1f} s")
             browser.close()
-    except (InspectorFailed, AssertionError, TimeoutError) as failure:
+    except (InspectorFailed, AssertionError, TimeoutError, PlaywrightError) as failure:
         first_line = str(failure).strip().splitlines()[0]
         print(f"inspector: FAILED: {first_line}", file=sys.stderr)
         return 1
@@ -254,7 +255,7 @@ class Flow:
             expect(main.get_by_text("MRTR", exact=True).first).to_be_visible()
         self.shot("08-protocol")
         self.check_wire()
-        main.get_by_role("button", name="Disconnect from server").click()
+        page.get_by_role("button", name="Disconnect from server").click()
 
     def check_wire(self) -> None:
         """The era, as the page spoke it: its handshake, and where the answer went."""
