@@ -136,13 +136,19 @@ def run_doc_command(
 
 def run_pages(root: Path, where: Path, checkout: Path | None = None) -> list[str]:
     """Run every page of `root` (`pages`), each in a shell of its own started in
-    `where`; `checkout` replaces the published address. One line per block run."""
-    done = []
+    `where`; `checkout` replaces the published address. A block the same as one that
+    ran already, on another page, is not run twice. One line per block."""
+    done: list[str] = []
+    ran: dict[str, Block] = {}
     for page in pages(root):
         runnable = [b for b in blocks(page) if b.kind in {"run", "serves"}]
         if runnable:
             with Shell(where) as shell:
                 for block in runnable:
+                    if block.code in ran:  # the same command, shown on two pages
+                        done.append(f"{block} ran as {ran[block.code]}")
+                        continue
+                    ran[block.code] = block
                     code = block.code.replace(PUBLISHED, str(checkout or PUBLISHED))
                     started = time.monotonic()
                     if block.kind == "serves":
@@ -269,11 +275,16 @@ def _answers_initialize(stdin: Path, log: Path, block: Block) -> None:
         server.flush()
         deadline = time.monotonic() + SERVER_WITHIN
         while time.monotonic() < deadline:
-            if '"serverInfo"' in log.read_text(errors="replace"):
+            if '"serverInfo"' in _read(log):
                 return
             time.sleep(0.2)
     raise CommandFailed(f"{block}: no answer to initialize on stdio: {_tail(log)}")
 
 
 def _tail(log: Path) -> str:
-    return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+    return " | ".join(_read(log).strip().splitlines()[-3:])
+
+
+def _read(log: Path) -> str:
+    """What a server wrote so far (nothing, before its shell made the file)."""
+    return log.read_text(errors="replace") if log.exists() else ""
