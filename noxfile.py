@@ -151,17 +151,25 @@ def drift(session: nox.Session) -> None:
 @nox.session
 @timed
 def reference(session: nox.Session) -> None:
-    """Each reference server passes its own ruff, mypy and pytest, in a throwaway venv.
+    """Each reference server passes its own ruff, mypy and pattern tests, in a
+    throwaway venv.
 
-    Without the tests that start the server as a subprocess: the same tests run in
-    the all-pattern project of `nox -s tests`, and the interop session drives every
+    Its pattern's tests, and those of the files it ships (server.json, ...), which
+    differ from one pattern to another; not the machinery's (tests/core), which is the
+    same in every project, nor those that start the server as a subprocess: both run
+    in the all-pattern project of `nox -s tests`, and the interop session drives every
     reference server over stdio and HTTP.
     """
     servers = [str(server) for server in reference_servers()]
     if not servers:
         session.error("no reference_servers/*/.copier-answers.yml found")
     session.run(
-        "python", "tests/project_check.py", "--in-process", *servers, env=NO_BYTECODE
+        "python",
+        "tests/project_check.py",
+        "--in-process",
+        "--no-machinery",
+        *servers,
+        env=NO_BYTECODE,
     )
 
 

@@ -11,13 +11,25 @@ verifies that too: reference servers live in this repository, and a stray
 
 Only the standard library and ``uv`` (on PATH) are needed.
 
-Command line: ``python tests/project_check.py [--in-process] PROJECT_DIR [...]``;
-``--in-process`` leaves out the tests marked ``process`` (those that start the server
-as a subprocess).
+The template's machinery (``tests/core``, and ``src/<package>/core`` with its doctests)
+is the same in every generated project, so its tests need to run once, in the
+all-pattern project (``nox -s tests``); ``machinery=False`` leaves them out, and keeps
+the project's own: its patterns' tests and those of the files it ships (``server.json``,
+``manifest.json``, ...), which differ from one selection of patterns to another.
+
+mypy's cache is shared by every project this process checks (it is keyed by each
+file's hash, so another project's copy of FastMCP or pydantic is no stranger to it);
+it lives in a scratch folder removed at exit.
+
+Command line: ``python tests/project_check.py [--in-process] [--no-machinery]
+PROJECT_DIR [...]``; ``--in-process`` leaves out the tests marked ``process`` (those
+that start the server as a subprocess), ``--no-machinery`` the machinery's.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -25,20 +37,28 @@ import sys
 import tempfile
 from pathlib import Path
 
+MACHINERY = ["tests/core", "src/*/core"]
+"""Where the machinery and its tests live in a generated project (globs)."""
+
 
 class ProjectCheckError(Exception):
     """A generated project failed one of its own checks (or dirtied its tree)."""
 
 
 def check_project(
-    project: Path, python: str | None = None, *, in_process_only: bool = False
+    project: Path,
+    python: str | None = None,
+    *,
+    in_process_only: bool = False,
+    machinery: bool = True,
 ) -> None:
     """Install ``project`` into a throwaway venv and run ruff, mypy and pytest on it.
 
     ``python`` is anything ``uv venv --python`` accepts; by default the interpreter
     running this function. The tests run on every core (pytest-xdist); with
-    ``in_process_only``, without those marked ``process``. Raises ProjectCheckError
-    naming the step that failed.
+    ``in_process_only``, without those marked ``process``; without ``machinery``,
+    without the machinery's (``MACHINERY``). Raises ProjectCheckError naming the step
+    that failed.
     """
     project = project.resolve()
     uv = shutil.which("uv")
@@ -67,6 +87,12 @@ def check_project(
 
         env = _isolated_env(venv, bin_dir, scratch=Path(scratch))
         pytest = ["-n", "auto", *(["-m", "not process"] if in_process_only else [])]
+        if not machinery:
+            pytest += [
+                f"--ignore={path.relative_to(project)}"
+                for pattern in MACHINERY
+                for path in sorted(project.glob(pattern))
+            ]
         for step, command in [
             ("ruff check", ["ruff", "check", "--no-cache", "."]),
             ("ruff format --check", ["ruff", "format", "--check", "--no-cache", "."]),
@@ -98,8 +124,16 @@ def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["RUFF_NO_CACHE"] = "true"
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(scratch / "hypothesis")
-    env["MYPY_CACHE_DIR"] = str(scratch / "mypy")
+    env["MYPY_CACHE_DIR"] = str(_shared_scratch() / "mypy")
     return env
+
+
+@functools.cache
+def _shared_scratch() -> Path:
+    """A scratch folder for every project this process checks, removed at exit."""
+    scratch = Path(tempfile.mkdtemp(prefix="mcp-project-check-shared-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
 
 
 def _run(
@@ -118,15 +152,19 @@ def _all_paths(root: Path) -> set[Path]:
 
 
 def main(argv: list[str]) -> int:
-    in_process_only = "--in-process" in argv
-    projects = [arg for arg in argv if arg != "--in-process"]
+    options = {"--in-process", "--no-machinery"}
+    projects = [arg for arg in argv if arg not in options]
     if not projects:
         print(__doc__, file=sys.stderr)
         return 2
     failures = []
     for project in projects:
         try:
-            check_project(Path(project), in_process_only=in_process_only)
+            check_project(
+                Path(project),
+                in_process_only="--in-process" in argv,
+                machinery="--no-machinery" not in argv,
+            )
         except ProjectCheckError as error:
             failures.append(str(error))
     for failure in failures:
