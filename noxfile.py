@@ -50,8 +50,14 @@ FAST_AGENT = "fast-agent-mcp==0.10.48"
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
 # certifi of this year serves the loopback runs; elsewhere this resolves to the newest.
 FAST_AGENT_OVERRIDES = ["certifi>=2026.10.18"]
-# Keep the checkout as it was: no __pycache__ next to the tests, no .pytest_cache.
-NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
+# Keep the checkout as it was: bytecode goes to one folder under nox's own .nox/, not
+# next to the sources, and no .pytest_cache. Bytecode is written all the same (`.ci/run`
+# turns it off for nox itself): every server process the checks start would otherwise
+# compile FastMCP, mcp and pydantic anew, a second of its start-up.
+BYTECODE = {
+    "PYTHONDONTWRITEBYTECODE": "",
+    "PYTHONPYCACHEPREFIX": str(ROOT / ".nox" / "pycache"),
+}
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
 
@@ -117,7 +123,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The template's tests (generation smoke matrix, answers, update, drift logic)."""
     session.install(*TEST_REQUIREMENTS)
-    session.run(*PYTEST, "tests", *session.posargs, env=NO_BYTECODE)
+    session.run(*PYTEST, "tests", *session.posargs, env=BYTECODE)
 
 
 @nox.session
@@ -135,7 +141,7 @@ def image(session: nox.Session) -> None:
     podman's storage (tests/image/engine.py).
     """
     session.install(COPIER, "pyyaml>=6")
-    session.run("python", "tests/image/check_image.py", env=NO_BYTECODE)
+    session.run("python", "tests/image/check_image.py", env=BYTECODE)
 
 
 @nox.session
@@ -144,7 +150,7 @@ def drift(session: nox.Session) -> None:
     """Fail, naming each file, if regenerating a reference server would change it."""
     session.install(COPIER, "pyyaml>=6")
     session.run(
-        "python", "tests/references.py", "drift", *session.posargs, env=NO_BYTECODE
+        "python", "tests/references.py", "drift", *session.posargs, env=BYTECODE
     )
 
 
@@ -169,7 +175,7 @@ def reference(session: nox.Session) -> None:
         "--in-process",
         "--no-machinery",
         *servers,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -197,9 +203,9 @@ def interop(session: nox.Session) -> None:
     with session.chdir(node_dir):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     for check in ("ts_clients.py", "conformance.py"):
-        session.run("python", str(interop_dir / check), str(node_dir), env=NO_BYTECODE)
+        session.run("python", str(interop_dir / check), str(node_dir), env=BYTECODE)
     for check in ("py_clients.py", "load.py"):
-        session.run("python", str(interop_dir / check), env=NO_BYTECODE)
+        session.run("python", str(interop_dir / check), env=BYTECODE)
     # fast-agent needs Python >= 3.12 and pins its own mcp and FastMCP: an environment
     # of its own.
     fast_agent = Path(session.create_tmp()) / "fast-agent"
@@ -216,7 +222,7 @@ def interop(session: nox.Session) -> None:
         str(interop_dir / "fast_agent_check.py"),
         str(Path(session.bin) / "summarizer"),
         external=True,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -237,7 +243,7 @@ def scale(session: nox.Session) -> None:
             *PYTEST,
             "tests/patterns/test_council_replicas.py",
             *session.posargs,
-            env={**NO_BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
+            env={**BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
         )
 
 
@@ -254,7 +260,7 @@ def regenerate(session: nox.Session) -> None:
         "tests/references.py",
         "regenerate",
         *session.posargs,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -267,7 +273,7 @@ def powerset(session: nox.Session) -> None:
         *PYTEST,
         "tests/check_powerset.py",
         *session.posargs,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -279,7 +285,7 @@ def bench(session: nox.Session) -> None:
     session.install(
         "-e", "reference_servers/council", "-e", "reference_servers/summarizer", "httpx"
     )
-    session.run("python", "tests/benchmarks.py", env=NO_BYTECODE)
+    session.run("python", "tests/benchmarks.py", env=BYTECODE)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ all-pattern project (``nox -s tests``); ``machinery=False`` leaves them out, and
 the project's own: its patterns' tests and those of the files it ships (``server.json``,
 ``manifest.json``, ...), which differ from one selection of patterns to another.
 
-mypy's cache is shared by every project this process checks (it is keyed by each
-file's hash, so another project's copy of FastMCP or pydantic is no stranger to it);
-it lives in a scratch folder removed at exit.
+mypy's cache and the bytecode are shared by every project this process checks (mypy
+knows a file by its hash, so another project's copy of FastMCP or pydantic is no
+stranger to it; the standard library's bytecode is the same for all); they live in a
+scratch folder removed at exit.
 
 Command line: ``python tests/project_check.py [--in-process] [--no-machinery]
 PROJECT_DIR [...]``; ``--in-process`` leaves out the tests marked ``process`` (those
@@ -119,9 +120,11 @@ def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
-    # Keep the project tree clean: no __pycache__, no ruff cache, and Hypothesis's
-    # example database (which otherwise appears as ./.hypothesis) goes to scratch.
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Keep the project tree clean: bytecode (written once, read by every process of
+    # the run: pytest's workers, the servers the tests start) and Hypothesis's example
+    # database (which otherwise appears as ./.hypothesis) go to scratch; no ruff cache.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(_shared_scratch() / "pycache")
     env["RUFF_NO_CACHE"] = "true"
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(scratch / "hypothesis")
     env["MYPY_CACHE_DIR"] = str(_shared_scratch() / "mypy")
