@@ -86,25 +86,24 @@ def test_in_process_only_leaves_out_the_process_tests(tmp_path: Path) -> None:
 
 
 def test_without_machinery_leaves_out_the_machinerys_tests_and_doctests(
-    tmp_path: Path,
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     project = make_project(tmp_path, PASSING_TEST)
     (project / "tests" / "core").mkdir()
     (project / "tests" / "core" / "test_machinery.py").write_text(
         "def test_machinery():\n    assert False\n"
     )
-    check_project(project, machinery=False)
-    with pytest.raises(ProjectCheckError, match="pytest failed"):
-        check_project(project)
-
-    (project / "tests" / "core" / "test_machinery.py").unlink()
     (project / "src" / "tiny" / "core").mkdir()
     (project / "src" / "tiny" / "core" / "__init__.py").write_text(
         'def two() -> int:\n    """\n    >>> two()\n    3\n    """\n    return 2\n'
     )
     check_project(project, machinery=False)
+    capfd.readouterr()
     with pytest.raises(ProjectCheckError, match="pytest failed"):
         check_project(project)
+    report = capfd.readouterr().out
+    assert "FAILED tests/core/test_machinery.py::test_machinery" in report
+    assert "FAILED src/tiny/core/__init__.py::tiny.core.two" in report
 
 
 def test_files_left_in_the_project_are_an_error(tmp_path: Path) -> None:
