@@ -30,12 +30,15 @@ that start the server as a subprocess), ``--no-machinery`` the machinery's.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 MACHINERY = ["tests/core", "src/*/core"]
@@ -105,12 +108,17 @@ def check_project(
                 raise ProjectCheckError(
                     f"{project}: {command[0]} is not installed by the dev group"
                 )
-            _run(step, [executable, *command[1:]], cwd=project, env=env)
+            # One mypy at a time: they share a cache, which mypy does not lock.
+            with _MYPY_RUNNING if step == "mypy" else contextlib.nullcontext():
+                _run(step, [executable, *command[1:]], cwd=project, env=env)
 
     new_paths = sorted(_all_paths(project) - files_before)
     if new_paths:
         listing = "\n  ".join(str(path) for path in new_paths)
         raise ProjectCheckError(f"checking {project} left files behind:\n  {listing}")
+
+
+_MYPY_RUNNING = threading.Lock()
 
 
 def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
@@ -142,8 +150,19 @@ def _shared_scratch() -> Path:
 def _run(
     step: str, command: list[str], cwd: Path | str, env: dict[str, str] | None = None
 ) -> None:
-    print(f"[{step}] {' '.join(command)}", flush=True)
-    completed = subprocess.run(command, cwd=cwd, env=env, check=False)
+    """Run one step; its command and output are printed in one piece when it ends, so
+    that projects checked side by side (`main`) do not mix their lines."""
+    completed = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    print(f"[{step} in {cwd}] {' '.join(command)}\n{completed.stdout}", end="")
+    sys.stdout.flush()
     if completed.returncode != 0:
         raise ProjectCheckError(
             f"{step} failed (exit {completed.returncode}) in {cwd}: {' '.join(command)}"
@@ -154,24 +173,34 @@ def _all_paths(root: Path) -> set[Path]:
     return {path.relative_to(root) for path in root.rglob("*")}
 
 
+PROJECTS_AT_ONCE = 2
+"""Projects `main` checks side by side: each check waits on installs and starts
+processes one after another, and two keep two cores busy."""
+
+
 def main(argv: list[str]) -> int:
     options = {"--in-process", "--no-machinery"}
-    projects = [arg for arg in argv if arg not in options]
+    projects = [Path(arg) for arg in argv if arg not in options]
     if not projects:
         print(__doc__, file=sys.stderr)
         return 2
-    failures = []
-    for project in projects:
+
+    def failure(project: Path) -> str | None:
         try:
             check_project(
-                Path(project),
+                project,
                 in_process_only="--in-process" in argv,
                 machinery="--no-machinery" not in argv,
             )
         except ProjectCheckError as error:
-            failures.append(str(error))
-    for failure in failures:
-        print(f"FAILED: {failure}", file=sys.stderr)
+            return str(error)
+        return None
+
+    _shared_scratch()  # made before the threads share it
+    with ThreadPoolExecutor(PROJECTS_AT_ONCE) as pool:
+        failures = [problem for problem in pool.map(failure, projects) if problem]
+    for problem in failures:
+        print(f"FAILED: {problem}", file=sys.stderr)
     return 1 if failures else 0
 
 
