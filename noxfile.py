@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nox
@@ -210,28 +213,71 @@ def interop(session: nox.Session) -> None:
             shutil.copy(source, node_dir)
     with session.chdir(node_dir):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
-    for check in ("ts_clients.py", "conformance.py"):
-        session.run("python", str(interop_dir / check), str(node_dir), env=BYTECODE)
-    for check in ("py_clients.py", "load.py"):
-        session.run("python", str(interop_dir / check), env=BYTECODE)
+    # The clients' runs already keep every core busy (servers side by side).
+    session.run(
+        "python", str(interop_dir / "ts_clients.py"), str(node_dir), env=BYTECODE
+    )
+    session.run("python", str(interop_dir / "py_clients.py"), env=BYTECODE)
     # fast-agent needs Python >= 3.12 and pins its own mcp and FastMCP: an environment
     # of its own.
     fast_agent = Path(session.create_tmp()) / "fast-agent"
     overrides = Path(session.create_tmp()) / "fast-agent-overrides.txt"
     overrides.write_text("\n".join(FAST_AGENT_OVERRIDES) + "\n")
-    session.run("uv", "venv", "-q", "--python", "3.12", str(fast_agent), external=True)
-    session.run(
-        "uv", "pip", "install", "-q", "--python", str(fast_agent),
-        "--override", str(overrides), FAST_AGENT,
-        external=True,
+    side_by_side(
+        session,
+        {
+            "conformance": [
+                ["python", str(interop_dir / "conformance.py"), str(node_dir)]
+            ],
+            "load": [["python", str(interop_dir / "load.py")]],
+            "fast-agent": [
+                ["uv", "venv", "-q", "--python", "3.12", str(fast_agent)],
+                [
+                    "uv", "pip", "install", "-q", "--python", str(fast_agent),
+                    "--override", str(overrides), FAST_AGENT,
+                ],
+                [
+                    str(fast_agent / "bin" / "python"),
+                    str(interop_dir / "fast_agent_check.py"),
+                    str(Path(session.bin) / "summarizer"),
+                ],
+            ],
+        },
     )  # fmt: skip
-    session.run(
-        str(fast_agent / "bin" / "python"),
-        str(interop_dir / "fast_agent_check.py"),
-        str(Path(session.bin) / "summarizer"),
-        external=True,
-        env=BYTECODE,
-    )
+
+
+def side_by_side(session: nox.Session, jobs: dict[str, list[list[str]]]) -> None:
+    """Run each job's commands in order, and the jobs at the same time: independent
+    checks that each leave cores idle (a server waiting on its clients, an install
+    waiting on the network). Each job's output is printed whole when it ends; the
+    session fails naming every job that failed."""
+    env = {
+        **os.environ,
+        **BYTECODE,
+        "PATH": os.pathsep.join([str(session.bin), os.environ.get("PATH", "")]),
+    }
+
+    def failed(name: str, commands: list[list[str]]) -> bool:
+        for command in commands:
+            done = subprocess.run(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            print(f"nox > [{name}] {' '.join(command)}\n{done.stdout}", end="")
+            sys.stdout.flush()
+            if done.returncode != 0:
+                return True
+        return False
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        outcomes = zip(jobs, pool.map(failed, jobs, jobs.values()), strict=True)
+        failures = [name for name, job_failed in outcomes if job_failed]
+    if failures:
+        session.error(f"failed: {', '.join(failures)}")
 
 
 @nox.session
