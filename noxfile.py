@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nox
@@ -45,6 +48,7 @@ TEST_REQUIREMENTS = [
     "jsonschema>=4.23",
     "podman-compose>=1.6,<2",
     "tomli>=2; python_version < '3.11'",
+    "pytest-xdist>=3.6",
 ]
 # Playwright drives Debian's Chromium (CHROMIUM): it never downloads a browser here.
 PLAYWRIGHT = "playwright>=1.55,<2"
@@ -57,8 +61,14 @@ FAST_AGENT = "fast-agent-mcp==0.10.48"
 # index that stops at 2026.10.18 (as the CI machines' does) cannot resolve it. Any
 # certifi of this year serves the loopback runs; elsewhere this resolves to the newest.
 FAST_AGENT_OVERRIDES = ["certifi>=2026.10.18"]
-# Keep the checkout as it was: no __pycache__ next to the tests, no .pytest_cache.
-NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
+# Keep the checkout as it was: bytecode goes to one folder under nox's own .nox/, not
+# next to the sources, and no .pytest_cache. Bytecode is written all the same (`.ci/run`
+# turns it off for nox itself): every server process the checks start would otherwise
+# compile FastMCP, mcp and pydantic anew, a second of its start-up.
+BYTECODE = {
+    "PYTHONDONTWRITEBYTECODE": "",
+    "PYTHONPYCACHEPREFIX": str(ROOT / ".nox" / "pycache"),
+}
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
 
@@ -122,9 +132,16 @@ def lint(session: nox.Session) -> None:
 @nox.session
 @timed
 def tests(session: nox.Session) -> None:
-    """The template's tests (generation smoke matrix, answers, update, drift logic)."""
+    """The template's tests (generation smoke matrix, answers, update, drift logic).
+
+    One test file per worker at a time (their module-scoped projects are rendered
+    once): the all-pattern project's check runs beside the other files.
+    """
     session.install(*TEST_REQUIREMENTS)
-    session.run(*PYTEST, "tests", *session.posargs, env=NO_BYTECODE)
+    session.run(
+        *PYTEST, "-n", "auto", "--dist", "loadfile", "tests", *session.posargs,
+        env=BYTECODE,
+    )  # fmt: skip
 
 
 @nox.session
@@ -142,7 +159,7 @@ def image(session: nox.Session) -> None:
     podman's storage (tests/image/engine.py).
     """
     session.install(COPIER, "pyyaml>=6")
-    session.run("python", "tests/image/check_image.py", env=NO_BYTECODE)
+    session.run("python", "tests/image/check_image.py", env=BYTECODE)
 
 
 @nox.session
@@ -151,24 +168,32 @@ def drift(session: nox.Session) -> None:
     """Fail, naming each file, if regenerating a reference server would change it."""
     session.install(COPIER, "pyyaml>=6")
     session.run(
-        "python", "tests/references.py", "drift", *session.posargs, env=NO_BYTECODE
+        "python", "tests/references.py", "drift", *session.posargs, env=BYTECODE
     )
 
 
 @nox.session
 @timed
 def reference(session: nox.Session) -> None:
-    """Each reference server passes its own ruff, mypy and pytest, in a throwaway venv.
+    """Each reference server passes its own ruff, mypy and pattern tests, in a
+    throwaway venv.
 
-    Without the tests that start the server as a subprocess: the same tests run in
-    the all-pattern project of `nox -s tests`, and the interop session drives every
+    Its pattern's tests, and those of the files it ships (server.json, ...), which
+    differ from one pattern to another; not the machinery's (tests/core), which is the
+    same in every project, nor those that start the server as a subprocess: both run
+    in the all-pattern project of `nox -s tests`, and the interop session drives every
     reference server over stdio and HTTP.
     """
     servers = [str(server) for server in reference_servers()]
     if not servers:
         session.error("no reference_servers/*/.copier-answers.yml found")
     session.run(
-        "python", "tests/project_check.py", "--in-process", *servers, env=NO_BYTECODE
+        "python",
+        "tests/project_check.py",
+        "--in-process",
+        "--no-machinery",
+        *servers,
+        env=BYTECODE,
     )
 
 
@@ -195,28 +220,71 @@ def interop(session: nox.Session) -> None:
             shutil.copy(source, node_dir)
     with session.chdir(node_dir):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
-    for check in ("ts_clients.py", "conformance.py"):
-        session.run("python", str(interop_dir / check), str(node_dir), env=NO_BYTECODE)
-    for check in ("py_clients.py", "load.py"):
-        session.run("python", str(interop_dir / check), env=NO_BYTECODE)
+    # The clients' runs already keep every core busy (servers side by side).
+    session.run(
+        "python", str(interop_dir / "ts_clients.py"), str(node_dir), env=BYTECODE
+    )
+    session.run("python", str(interop_dir / "py_clients.py"), env=BYTECODE)
     # fast-agent needs Python >= 3.12 and pins its own mcp and FastMCP: an environment
     # of its own.
     fast_agent = Path(session.create_tmp()) / "fast-agent"
     overrides = Path(session.create_tmp()) / "fast-agent-overrides.txt"
     overrides.write_text("\n".join(FAST_AGENT_OVERRIDES) + "\n")
-    session.run("uv", "venv", "-q", "--python", "3.12", str(fast_agent), external=True)
-    session.run(
-        "uv", "pip", "install", "-q", "--python", str(fast_agent),
-        "--override", str(overrides), FAST_AGENT,
-        external=True,
+    side_by_side(
+        session,
+        {
+            "conformance": [
+                ["python", str(interop_dir / "conformance.py"), str(node_dir)]
+            ],
+            "load": [["python", str(interop_dir / "load.py")]],
+            "fast-agent": [
+                ["uv", "venv", "-q", "--python", "3.12", str(fast_agent)],
+                [
+                    "uv", "pip", "install", "-q", "--python", str(fast_agent),
+                    "--override", str(overrides), FAST_AGENT,
+                ],
+                [
+                    str(fast_agent / "bin" / "python"),
+                    str(interop_dir / "fast_agent_check.py"),
+                    str(Path(session.bin) / "summarizer"),
+                ],
+            ],
+        },
     )  # fmt: skip
-    session.run(
-        str(fast_agent / "bin" / "python"),
-        str(interop_dir / "fast_agent_check.py"),
-        str(Path(session.bin) / "summarizer"),
-        external=True,
-        env=NO_BYTECODE,
-    )
+
+
+def side_by_side(session: nox.Session, jobs: dict[str, list[list[str]]]) -> None:
+    """Run each job's commands in order, and the jobs at the same time: independent
+    checks that each leave cores idle (a server waiting on its clients, an install
+    waiting on the network). Each job's output is printed whole when it ends; the
+    session fails naming every job that failed."""
+    env = {
+        **os.environ,
+        **BYTECODE,
+        "PATH": os.pathsep.join([str(session.bin), os.environ.get("PATH", "")]),
+    }
+
+    def failed(name: str, commands: list[list[str]]) -> bool:
+        for command in commands:
+            done = subprocess.run(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            print(f"nox > [{name}] {' '.join(command)}\n{done.stdout}", end="")
+            sys.stdout.flush()
+            if done.returncode != 0:
+                return True
+        return False
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        outcomes = zip(jobs, pool.map(failed, jobs, jobs.values()), strict=True)
+        failures = [name for name, job_failed in outcomes if job_failed]
+    if failures:
+        session.error(f"failed: {', '.join(failures)}")
 
 
 @nox.session
@@ -236,7 +304,7 @@ def scale(session: nox.Session) -> None:
             *PYTEST,
             "tests/patterns/test_council_replicas.py",
             *session.posargs,
-            env={**NO_BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
+            env={**BYTECODE, "COUNCIL_TEST_DEPLOYMENT": "replicas"},
         )
 
 
@@ -331,7 +399,7 @@ def regenerate(session: nox.Session) -> None:
         "tests/references.py",
         "regenerate",
         *session.posargs,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -344,7 +412,7 @@ def powerset(session: nox.Session) -> None:
         *PYTEST,
         "tests/check_powerset.py",
         *session.posargs,
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -356,7 +424,7 @@ def bench(session: nox.Session) -> None:
     session.install(
         "-e", "reference_servers/council", "-e", "reference_servers/summarizer", "httpx"
     )
-    session.run("python", "tests/benchmarks.py", env=NO_BYTECODE)
+    session.run("python", "tests/benchmarks.py", env=BYTECODE)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,38 @@ verifies that too: reference servers live in this repository, and a stray
 
 Only the standard library and ``uv`` (on PATH) are needed.
 
-Command line: ``python tests/project_check.py [--in-process] PROJECT_DIR [...]``;
-``--in-process`` leaves out the tests marked ``process`` (those that start the server
-as a subprocess).
+The template's machinery (``tests/core``, and ``src/<package>/core`` with its doctests)
+is the same in every generated project, so its tests need to run once, in the
+all-pattern project (``nox -s tests``); ``machinery=False`` leaves them out, and keeps
+the project's own: its patterns' tests and those of the files it ships (``server.json``,
+``manifest.json``, ...), which differ from one selection of patterns to another.
+
+mypy's cache and the bytecode are shared by every project this process checks (mypy
+knows a file by its hash, so another project's copy of FastMCP or pydantic is no
+stranger to it; the standard library's bytecode is the same for all); they live in a
+scratch folder removed at exit.
+
+Command line: ``python tests/project_check.py [--in-process] [--no-machinery]
+PROJECT_DIR [...]``; ``--in-process`` leaves out the tests marked ``process`` (those
+that start the server as a subprocess), ``--no-machinery`` the machinery's.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+MACHINERY = ["tests/core", "src/*/core"]
+"""Where the machinery and its tests live in a generated project (globs)."""
 
 
 class ProjectCheckError(Exception):
@@ -31,14 +50,19 @@ class ProjectCheckError(Exception):
 
 
 def check_project(
-    project: Path, python: str | None = None, *, in_process_only: bool = False
+    project: Path,
+    python: str | None = None,
+    *,
+    in_process_only: bool = False,
+    machinery: bool = True,
 ) -> None:
     """Install ``project`` into a throwaway venv and run ruff, mypy and pytest on it.
 
     ``python`` is anything ``uv venv --python`` accepts; by default the interpreter
     running this function. The tests run on every core (pytest-xdist); with
-    ``in_process_only``, without those marked ``process``. Raises ProjectCheckError
-    naming the step that failed.
+    ``in_process_only``, without those marked ``process``; without ``machinery``,
+    without the machinery's (``MACHINERY``). Raises ProjectCheckError naming the step
+    that failed.
     """
     project = project.resolve()
     uv = shutil.which("uv")
@@ -67,6 +91,12 @@ def check_project(
 
         env = _isolated_env(venv, bin_dir, scratch=Path(scratch))
         pytest = ["-n", "auto", *(["-m", "not process"] if in_process_only else [])]
+        if not machinery:
+            pytest += [
+                f"--ignore={path.relative_to(project)}"
+                for pattern in MACHINERY
+                for path in sorted(project.glob(pattern))
+            ]
         for step, command in [
             ("ruff check", ["ruff", "check", "--no-cache", "."]),
             ("ruff format --check", ["ruff", "format", "--check", "--no-cache", "."]),
@@ -78,12 +108,17 @@ def check_project(
                 raise ProjectCheckError(
                     f"{project}: {command[0]} is not installed by the dev group"
                 )
-            _run(step, [executable, *command[1:]], cwd=project, env=env)
+            # One mypy at a time: they share a cache, which mypy does not lock.
+            with _MYPY_RUNNING if step == "mypy" else contextlib.nullcontext():
+                _run(step, [executable, *command[1:]], cwd=project, env=env)
 
     new_paths = sorted(_all_paths(project) - files_before)
     if new_paths:
         listing = "\n  ".join(str(path) for path in new_paths)
         raise ProjectCheckError(f"checking {project} left files behind:\n  {listing}")
+
+
+_MYPY_RUNNING = threading.Lock()
 
 
 def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
@@ -93,20 +128,41 @@ def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
-    # Keep the project tree clean: no __pycache__, no ruff cache, and Hypothesis's
-    # example database (which otherwise appears as ./.hypothesis) goes to scratch.
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Keep the project tree clean: bytecode (written once, read by every process of
+    # the run: pytest's workers, the servers the tests start) and Hypothesis's example
+    # database (which otherwise appears as ./.hypothesis) go to scratch; no ruff cache.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(_shared_scratch() / "pycache")
     env["RUFF_NO_CACHE"] = "true"
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(scratch / "hypothesis")
-    env["MYPY_CACHE_DIR"] = str(scratch / "mypy")
+    env["MYPY_CACHE_DIR"] = str(_shared_scratch() / "mypy")
     return env
+
+
+@functools.cache
+def _shared_scratch() -> Path:
+    """A scratch folder for every project this process checks, removed at exit."""
+    scratch = Path(tempfile.mkdtemp(prefix="mcp-project-check-shared-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
 
 
 def _run(
     step: str, command: list[str], cwd: Path | str, env: dict[str, str] | None = None
 ) -> None:
-    print(f"[{step}] {' '.join(command)}", flush=True)
-    completed = subprocess.run(command, cwd=cwd, env=env, check=False)
+    """Run one step; its command and output are printed in one piece when it ends, so
+    that projects checked side by side (`main`) do not mix their lines."""
+    completed = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    print(f"[{step} in {cwd}] {' '.join(command)}\n{completed.stdout}", end="")
+    sys.stdout.flush()
     if completed.returncode != 0:
         raise ProjectCheckError(
             f"{step} failed (exit {completed.returncode}) in {cwd}: {' '.join(command)}"
@@ -117,20 +173,34 @@ def _all_paths(root: Path) -> set[Path]:
     return {path.relative_to(root) for path in root.rglob("*")}
 
 
+PROJECTS_AT_ONCE = 2
+"""Projects `main` checks side by side: each check waits on installs and starts
+processes one after another, and two keep two cores busy."""
+
+
 def main(argv: list[str]) -> int:
-    in_process_only = "--in-process" in argv
-    projects = [arg for arg in argv if arg != "--in-process"]
+    options = {"--in-process", "--no-machinery"}
+    projects = [Path(arg) for arg in argv if arg not in options]
     if not projects:
         print(__doc__, file=sys.stderr)
         return 2
-    failures = []
-    for project in projects:
+
+    def failure(project: Path) -> str | None:
         try:
-            check_project(Path(project), in_process_only=in_process_only)
+            check_project(
+                project,
+                in_process_only="--in-process" in argv,
+                machinery="--no-machinery" not in argv,
+            )
         except ProjectCheckError as error:
-            failures.append(str(error))
-    for failure in failures:
-        print(f"FAILED: {failure}", file=sys.stderr)
+            return str(error)
+        return None
+
+    _shared_scratch()  # made before the threads share it
+    with ThreadPoolExecutor(PROJECTS_AT_ONCE) as pool:
+        failures = [problem for problem in pool.map(failure, projects) if problem]
+    for problem in failures:
+        print(f"FAILED: {problem}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -1,9 +1,13 @@
 """Generated projects pass their own checks (ruff, ruff format, mypy, pytest) and CI lint.
 
-Each project's suite runs once: an empty project, with the docs' "Add a tool" example
-(docs/add-a-tool.md) copied in as a newcomer would, and a project with every pattern, on
-the minimum Python. Each pattern alone is a reference server (``nox -s reference``), and
-``nox -s powerset`` checks every selection (``check_powerset.py``).
+The project with every pattern runs its whole suite, on the minimum Python: the
+machinery's tests (``tests/core``, the same in every project) run there and nowhere
+else in the default sessions, with those that start the server as a process. An empty
+project, with the docs' "Add a tool" example (docs/add-a-tool.md) copied in as a
+newcomer would, runs its own tests only: the example's, and those of the files it
+ships. Each pattern alone is a reference server (``nox -s reference``: its pattern's
+tests), and ``nox -s powerset`` checks every selection, whole suites
+(``check_powerset.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ def test_the_docs_example_tool_works_as_copied_into_an_empty_project(
         Path(f"src/{package}/patterns/sentiment.py"),
         Path("tests/patterns/test_sentiment.py"),
     ]
-    # The subprocess tests are the machinery's: the project below runs them.
-    assert_passes_its_own_checks(project, in_process_only=True)
+    # The machinery's tests, and those that start a process, run in the project below.
+    assert_passes_its_own_checks(project, in_process_only=True, machinery=False)
 
 
 def test_a_project_with_every_pattern_and_a_long_name_passes_on_its_minimum_python(
@@ -135,10 +139,16 @@ def run_actionlint(
 
 
 def assert_passes_its_own_checks(
-    project: Path, python: str | None = None, *, in_process_only: bool = False
+    project: Path,
+    python: str | None = None,
+    *,
+    in_process_only: bool = False,
+    machinery: bool = True,
 ) -> None:
     try:
-        check_project(project, python, in_process_only=in_process_only)
+        check_project(
+            project, python, in_process_only=in_process_only, machinery=machinery
+        )
     except ProjectCheckError as error:
         # The failing tool's own output is in the captured stdout above.
         pytest.fail(str(error), pytrace=False)

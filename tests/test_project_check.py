@@ -25,6 +25,7 @@ strict = true
 files = ["src"]
 
 [tool.pytest.ini_options]
+addopts = ["--doctest-modules"]
 markers = ["process: starts a subprocess"]
 """
 
@@ -82,6 +83,27 @@ def test_in_process_only_leaves_out_the_process_tests(tmp_path: Path) -> None:
     check_project(project, in_process_only=True)
     with pytest.raises(ProjectCheckError, match="pytest failed"):
         check_project(project)
+
+
+def test_without_machinery_leaves_out_the_machinerys_tests_and_doctests(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path, PASSING_TEST)
+    (project / "tests" / "core").mkdir()
+    (project / "tests" / "core" / "test_machinery.py").write_text(
+        "def test_machinery():\n    assert False\n"
+    )
+    (project / "src" / "tiny" / "core").mkdir()
+    (project / "src" / "tiny" / "core" / "__init__.py").write_text(
+        'def two() -> int:\n    """\n    >>> two()\n    3\n    """\n    return 2\n'
+    )
+    check_project(project, machinery=False)
+    capfd.readouterr()
+    with pytest.raises(ProjectCheckError, match="pytest failed"):
+        check_project(project)
+    report = capfd.readouterr().out
+    assert "FAILED tests/core/test_machinery.py::test_machinery" in report
+    assert "FAILED src/tiny/core/__init__.py::tiny.core.two" in report
 
 
 def test_files_left_in_the_project_are_an_error(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +27,22 @@ OPEN_METEO_ROUTES = {
     "/v1/search": "geocoding_paris.json",
     "/v1/forecast": "forecast_metric.json",
 }
+
+
+SERVERS_AT_ONCE = max(2, os.cpu_count() or 1)
+"""Reference servers a check drives at the same time: a server's own runs stay in
+order (they share its data, the council's database or the research cache), and the
+runs of different servers overlap, so that every core has work (each stdio run starts
+a server process)."""
+
+T = TypeVar("T")
+
+
+def each_server_at_once(checks: Iterable[Callable[[], T]]) -> list[T]:
+    """Run each server's check (`checks`), `SERVERS_AT_ONCE` at a time; their results
+    in the order given."""
+    with ThreadPoolExecutor(SERVERS_AT_ONCE) as pool:
+        return list(pool.map(lambda check: check(), checks))
 
 
 def free_port() -> int:

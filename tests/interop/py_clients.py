@@ -8,7 +8,8 @@ streamable HTTP, on both eras — `Client(..., mode="legacy")` (`initialize`, 20
 the server pushes sampling requests) and `Client(..., mode="2026-07-28")` (sampling by
 MRTR: the client answers every request of an input_required round concurrently and
 retries the call by itself) — as a client with sampling tools, with text-only sampling,
-and without sampling. The scripted LLM answers by the scenario's rules, as the
+and without sampling; servers side by side (`harness.each_server_at_once`), each
+server's runs in order. The scripted LLM answers by the scenario's rules, as the
 TypeScript clients do (`checks.reply_to`), and `checks.check` judges the output. The
 tools/call requests are counted on the client's session: every `call_tool` it sends,
 with the answers and requestState it carries, and every input_required result.
@@ -16,6 +17,7 @@ with the answers and requestState it carries, and every input_required result.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -28,7 +30,12 @@ import anyio
 from checks import check, reply_to, rounds_summary
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
-from harness import REFERENCE_SERVERS, server_environment, serving_http
+from harness import (
+    REFERENCE_SERVERS,
+    each_server_at_once,
+    server_environment,
+    serving_http,
+)
 from mcp.types import (
     CreateMessageResult,
     CreateMessageResultWithTools,
@@ -163,40 +170,51 @@ async def run_one(target: Any, script: dict, era: str, profile: str) -> dict:
     return out
 
 
+def check_server(scenario: Path, env: dict[str, str]) -> list[bool]:
+    """Every run of one reference server's scenario, in order: whether each failed."""
+    server, script = scenario.stem, json.loads(scenario.read_text())
+    failed = []
+    with serving_http([server, "--transport", "http"], env) as url:
+        targets = {
+            # A process of its own for each run; its log (tool errors) dropped, as the
+            # TypeScript runs drop it.
+            "stdio": lambda: StdioTransport(
+                server, [], env=env, keep_alive=False, log_file=Path(os.devnull)
+            ),
+            "http": lambda: url,
+        }
+        for era, (transport, target), profile in itertools.product(
+            MODES, targets.items(), ["tools", "text", "none"]
+        ):
+            out = anyio.run(run_one, target(), script, era, profile)
+            problems = check(out, script, profile, era)
+            print(
+                f"{'ok  ' if not problems else 'FAIL'} python {era:6} "
+                f"{transport:5} {profile:6} {server:14} "
+                f"{out.get('call_ms', 0):5} ms  {rounds_summary(out):32} "
+                f"{'; '.join(problems)}",
+                flush=True,
+            )
+            failed.append(bool(problems))
+    return failed
+
+
 def main() -> int:
-    failures = runs = 0
     started = time.monotonic()
     with server_environment() as env:
-        for scenario in sorted((HERE / "scenarios").glob("*.json")):
-            server, script = scenario.stem, json.loads(scenario.read_text())
-            with serving_http([server, "--transport", "http"], env) as url:
-                targets = {
-                    # A process of its own for each run; its log (tool errors) dropped,
-                    # as the TypeScript runs drop it.
-                    "stdio": lambda s=server: StdioTransport(
-                        s, [], env=env, keep_alive=False, log_file=Path(os.devnull)
-                    ),
-                    "http": lambda: url,
-                }
-                for era, (transport, target), profile in itertools.product(
-                    MODES, targets.items(), ["tools", "text", "none"]
-                ):
-                    out = anyio.run(run_one, target(), script, era, profile)
-                    problems = check(out, script, profile, era)
-                    runs += 1
-                    failures += bool(problems)
-                    print(
-                        f"{'ok  ' if not problems else 'FAIL'} python {era:6} "
-                        f"{transport:5} {profile:6} {server:14} "
-                        f"{out.get('call_ms', 0):5} ms  {rounds_summary(out):32} "
-                        f"{'; '.join(problems)}",
-                        flush=True,
-                    )
+        scenarios = sorted((HERE / "scenarios").glob("*.json"))
+        failed = [
+            run_failed
+            for server_failed in each_server_at_once(
+                functools.partial(check_server, scenario, env) for scenario in scenarios
+            )
+            for run_failed in server_failed
+        ]
     print(
-        f"Python client (FastMCP 4 / mcp 2.x): {runs} runs, {failures} failed, "
-        f"{time.monotonic() - started:.0f} s"
+        f"Python client (FastMCP 4 / mcp 2.x): {len(failed)} runs, {sum(failed)} "
+        f"failed, {time.monotonic() - started:.0f} s"
     )
-    return 1 if failures else 0
+    return 1 if any(failed) else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ prepares it outside the checkout). Each reference server runs its scenario from
 `scenarios/<server>.json` over stdio and streamable HTTP, as a client with sampling
 tools, with text-only sampling, and without sampling: SDK v1 on the legacy era
 (2025-11-25) only, SDK v2 on the legacy era and pinned to the modern one (2026-07-28,
-sampling by MRTR). A run passes when `checks.check` finds nothing wrong: the result,
+sampling by MRTR). Servers run side by side (`harness.each_server_at_once`), each
+server's runs in order. A run passes when `checks.check` finds nothing wrong: the result,
 the requests, each answer applied to the request it answers, and on the modern era the
 tools/call rounds. A scenario with `cancel_after` also runs, on the legacy era, with the
 client cancelling the tool call while that many sampling requests are open: the server
@@ -17,14 +18,21 @@ open on the server between rounds, so there is nothing to cancel.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from checks import check, rounds_summary
-from harness import REFERENCE_SERVERS, server_environment, serving_http
+from harness import (
+    REFERENCE_SERVERS,
+    each_server_at_once,
+    server_environment,
+    serving_http,
+)
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = {"v1": ["legacy"], "v2": ["legacy", "modern"]}
@@ -80,52 +88,65 @@ def run(arguments: list[str], env: dict[str, str]) -> dict:
         return {"error": f"no result; stderr: {done.stderr[-800:]}"}
 
 
+def check_server(
+    scenario: Path, node_dir: Path, env: dict[str, str]
+) -> list[tuple[str, bool]]:
+    """Every run of one reference server's scenario, in order: each run's client and
+    era ("v2 modern"), and whether it failed."""
+    server, script = scenario.stem, json.loads(scenario.read_text())
+    outcomes = []
+    with serving_http([server, "--transport", "http"], env) as url:
+        targets = {"stdio": ["--command", server], "http": ["--url", url]}
+        runs_here = [
+            (client, era, transport, target, label, options)
+            for client, eras in CLIENTS.items()
+            for transport, target in targets.items()
+            for era in eras
+            for label, options in cases(script, era)
+        ]
+        for client, era, transport, target, label, options in runs_here:
+            client_script = str(node_dir / f"client-{client}.mjs")
+            arguments = [client_script, "--transport", transport, *target]
+            arguments += ["--era", era, *options, str(scenario)]
+            out = run(arguments, env)
+            problems = (
+                cancellation_problems(out, client, script["cancel_after"])
+                if label == "cancel"
+                else check(out, script, label, era)
+            )
+            summary = (
+                f"{out.get('cancelled')} of {len(out.get('requests', []))} cancelled"
+                if label == "cancel"
+                else rounds_summary(out)
+            )
+            print(
+                f"{'ok  ' if not problems else 'FAIL'} {client} {era:6} "
+                f"{transport:5} {label:6} {server:14} "
+                f"{out.get('call_ms', 0):5} ms  {summary:32} "
+                f"{'; '.join(problems)}",
+                flush=True,
+            )
+            outcomes.append((f"{client} {era}", bool(problems)))
+    return outcomes
+
+
 def main(node_dir: Path) -> int:
-    failures = runs = 0
-    tally: dict[str, int] = {}
     started = time.monotonic()
     with server_environment() as env:
-        for scenario in sorted((HERE / "scenarios").glob("*.json")):
-            server, script = scenario.stem, json.loads(scenario.read_text())
-            with serving_http([server, "--transport", "http"], env) as url:
-                targets = {"stdio": ["--command", server], "http": ["--url", url]}
-                runs_here = [
-                    (client, era, transport, target, label, options)
-                    for client, eras in CLIENTS.items()
-                    for transport, target in targets.items()
-                    for era in eras
-                    for label, options in cases(script, era)
-                ]
-                for client, era, transport, target, label, options in runs_here:
-                    client_script = str(node_dir / f"client-{client}.mjs")
-                    arguments = [client_script, "--transport", transport, *target]
-                    arguments += ["--era", era, *options, str(scenario)]
-                    out = run(arguments, env)
-                    problems = (
-                        cancellation_problems(out, client, script["cancel_after"])
-                        if label == "cancel"
-                        else check(out, script, label, era)
-                    )
-                    runs += 1
-                    failures += bool(problems)
-                    summary = (
-                        f"{out.get('cancelled')} of {len(out.get('requests', []))} "
-                        "cancelled"
-                        if label == "cancel"
-                        else rounds_summary(out)
-                    )
-                    key = f"{client} {era}"
-                    tally[key] = tally.get(key, 0) + 1
-                    print(
-                        f"{'ok  ' if not problems else 'FAIL'} {client} {era:6} "
-                        f"{transport:5} {label:6} {server:14} "
-                        f"{out.get('call_ms', 0):5} ms  {summary:32} "
-                        f"{'; '.join(problems)}",
-                        flush=True,
-                    )
+        scenarios = sorted((HERE / "scenarios").glob("*.json"))
+        outcomes = [
+            outcome
+            for server_outcomes in each_server_at_once(
+                functools.partial(check_server, scenario, node_dir, env)
+                for scenario in scenarios
+            )
+            for outcome in server_outcomes
+        ]
+    tally = Counter(key for key, _failed in outcomes)
+    failures = sum(failed for _key, failed in outcomes)
     per_client = ", ".join(f"{key} {count}" for key, count in tally.items())
     print(
-        f"TypeScript clients: {runs} runs ({per_client}), {failures} failed, "
+        f"TypeScript clients: {len(outcomes)} runs ({per_client}), {failures} failed, "
         f"{time.monotonic() - started:.0f} s"
     )
     return 1 if failures else 0
