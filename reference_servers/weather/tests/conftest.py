@@ -16,6 +16,8 @@ the server as a subprocess are marked `process`: `pytest -m "not process"` skips
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import socket
 import subprocess
@@ -61,6 +63,12 @@ from weather.server import create_server
 # benchmarks, and a busy machine must not fail a property.
 hypothesis.settings.register_profile("project", deadline=None)
 hypothesis.settings.load_profile("project")
+
+# At exit the interpreter sweeps its heap (FastMCP, pydantic, both provider SDKs) again
+# and again as it tears the modules down: a second or more per process, and a run has
+# three (xdist's controller and two workers). Everything is checked by then; frozen
+# objects are left to the operating system.
+atexit.register(gc.freeze)
 
 PROFILES: dict[str, SamplingCapability | None] = {
     "tools": SamplingCapability(tools=SamplingToolsCapability()),
@@ -198,8 +206,14 @@ class LLMFailure:
             return self._connect("none", era=self.era)
         if self.kind == "provider-unreachable":
             nobody = f"http://127.0.0.1:{free_port()}/v1"
+            # No retries: the failure is the same after the SDK's backoff, only later
+            # (test_server_llm.py checks the retries themselves).
             settings = GatewaySettings(
-                provider="openai", model="m", api_key="k", base_url=nobody
+                provider="openai",
+                model="m",
+                api_key="k",
+                base_url=nobody,
+                provider_retries=0,
             )
             return self._connect("none", settings=settings, era=self.era)
         problem = LLM_FAILURES[self.kind].removeprefix(
@@ -248,6 +262,20 @@ def profile(request: pytest.FixtureRequest) -> str:
 async def client(connect: Connect, profile: str) -> AsyncIterator[Client]:
     async with connect(profile) as client:
         yield client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_certificates_to_load(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """No test speaks TLS, yet each provider client a server-side LLM opens would read
+    the machine's CA bundle (`SSL_CERT_FILE`, or certifi's): 25 ms, hundreds of times
+    a run. The SDKs' HTTP clients honour `SSL_CERT_DIR` too, and a directory of CAs is
+    read lazily: an empty one costs nothing."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SSL_CERT_FILE", raising=False)
+        patch.setenv("SSL_CERT_DIR", str(tmp_path_factory.mktemp("no-certificates")))
+        yield
 
 
 _running: list[pytest.Item] = []

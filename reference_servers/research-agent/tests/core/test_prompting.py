@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from research_agent.core import _prompting as prompting
@@ -86,7 +86,10 @@ def assert_fences_hold(document: str, notes: str) -> None:
     ]
 
 
-@given(document=hostile_text, notes=hostile_text)
+FENCED_INPUTS = {"document": hostile_text, "notes": hostile_text}
+
+
+@given(**FENCED_INPUTS)
 def test_no_input_ends_a_fence_early_or_forges_one(document: str, notes: str) -> None:
     assert_fences_hold(document, notes)
 
@@ -103,8 +106,14 @@ def test_the_property_fails_when_neutralising_is_off_or_ascii_only(
     monkeypatch: pytest.MonkeyPatch, neutraliser
 ) -> None:
     monkeypatch.setattr(prompting, "neutralise", neutraliser)
+    # The same property, with room to find a counterexample (one in ten runs of 100
+    # examples found none) and stopping at the first: the control needs the failure,
+    # not the smallest example of it (shrinking took seconds per case).
+    until_it_fails = settings(
+        max_examples=1000, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    )
     with pytest.raises(AssertionError):
-        test_no_input_ends_a_fence_early_or_forges_one()
+        until_it_fails(given(**FENCED_INPUTS)(assert_fences_hold))()
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)

@@ -175,10 +175,38 @@ async def test_a_provider_error_is_clear_and_never_carries_the_key(
     assert "the provider says no" in caplog.text
 
 
+@pytest.mark.parametrize("retries", [None, 0, 1], ids=["default", "no-retry", "one"])
+async def test_a_request_the_provider_sheds_is_retried_as_often_as_configured(
+    connect: Connect,
+    provider: ProviderStandIn,
+    provider_llm: ScriptedLLM,
+    retries: int | None,
+) -> None:
+    allowed = 2 if retries is None else retries  # the default: the SDKs' own
+    settings = (
+        provider.settings()
+        if retries is None
+        else provider.settings(provider_retries=retries)
+    )
+    # The provider sheds load, saying when to come back: the first call gets through
+    # on its last allowed try; the second runs out of tries.
+    shed = http_error(503, "overloaded, try again", retry_after=0.001)
+    provider_llm.expect(*[shed] * allowed, text("At last."), *[shed] * (allowed + 1))
+    async with connect("none", settings=settings, setup=add_ask_tool) as client:
+        answered = await client.call_tool("ask", {"question": "Busy?"})
+        with pytest.raises(ToolError) as error:
+            await client.call_tool("ask", {"question": "Still busy?"})
+    assert answered.data["answer"] == "At last."
+    assert "answered HTTP 503: overloaded, try again" in str(error.value)
+    assert len(provider.wire_requests) == 2 * (allowed + 1)
+
+
+# No retries in the two tests below: a refused connection is the same error after the
+# SDK's backoff (the test above checks the retries), only a second or two later.
 async def test_an_unreachable_provider_is_a_clear_error_per_call(
     connect: Connect, provider: ProviderStandIn
 ) -> None:
-    settings = provider.settings(base_url="http://127.0.0.1:9/v1")
+    settings = provider.settings(base_url="http://127.0.0.1:9/v1", provider_retries=0)
     async with connect("none", settings=settings, setup=add_ask_tool) as client:
         with pytest.raises(ToolError) as error:
             await client.call_tool("ask", {"question": "Anyone there?"})
@@ -203,7 +231,7 @@ async def test_a_password_in_the_base_url_stays_out_of_errors_and_logs(
     caplog.set_level(logging.DEBUG)
     password = "hunter2-in-the-url"
     url = f"http://user:{password}@127.0.0.1:9/v1"
-    settings = provider.settings(base_url=url)
+    settings = provider.settings(base_url=url, provider_retries=0)
     async with connect("none", settings=settings, setup=add_ask_tool) as client:
         with pytest.raises(ToolError) as error:
             await client.call_tool("ask", {"question": "Anyone there?"})

@@ -1,11 +1,16 @@
 """The server-side LLM: a provider the server calls itself, for clients that cannot sample.
 
-It is configured by the `MCP_SAMPLING_PROVIDER`, `_MODEL`, `_API_KEY`, `_BASE_URL` and
-`_MODE` variables (see `GatewaySettings`) and wraps FastMCP's own sampling handlers, so
-requests and replies keep the MCP shape the gateway works with. What it adds to them:
-the provider SDK comes from an optional extra and its absence is a configuration error,
-and every failure becomes one `SamplingFailedError` per call that names the provider and
-what to check, with the API key scrubbed from anything the provider sent back.
+It is configured by the `MCP_SAMPLING_PROVIDER`, `_MODEL`, `_API_KEY`, `_BASE_URL`,
+`_MODE` and `_PROVIDER_RETRIES` variables (see `GatewaySettings`) and wraps FastMCP's
+own sampling handlers, so requests and replies keep the MCP shape the gateway works
+with. What it adds to them: the provider SDK comes from an optional extra and its
+absence is a configuration error, and every failure becomes one `SamplingFailedError`
+per call that names the provider and what to check, with the API key scrubbed from
+anything the provider sent back. The SDK's own retries stay on (two by default, with
+backoff, honouring the provider's `Retry-After`): hosted providers shed load with 429
+and 5xx answers that a second try gets past, and `MCP_SAMPLING_TIMEOUT` bounds the
+request, retries included. `MCP_SAMPLING_PROVIDER_RETRIES=0` fails at once, for a
+proxy that retries by itself.
 
     handler = server_llm(GatewaySettings(provider="openai", model="llama3.2",
                                          base_url="http://127.0.0.1:11434/v1"))
@@ -77,6 +82,7 @@ class ServerLLM:
             api_key=self._secret or "unused",
             base_url=self._settings.base_url,
             timeout=self._settings.timeout,
+            max_retries=self._settings.provider_retries,
         )
         self._handler = getattr(self._handlers, handler_class)(
             default_model=self.model, client=self._client

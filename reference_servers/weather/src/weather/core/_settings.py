@@ -290,6 +290,13 @@ class GatewaySettings(BaseSettings):
         description="`fallback`: the server-side LLM serves clients that cannot "
         "sample; `always`: it serves every request.",
     )
+    provider_retries: int = Field(
+        2,
+        ge=0,
+        description="Times the server-side LLM's SDK retries a request that failed "
+        "on the way (no connection, HTTP 408, 409, 429 or 5xx), with backoff and "
+        "within `MCP_SAMPLING_TIMEOUT`; 0 fails at once.",
+    )
     budget_tokens: int | None = Field(
         None,
         ge=1,
