@@ -106,6 +106,23 @@ def print_session_times() -> None:
         )
 
 
+def npm_ci(session: nox.Session, pinned: Path) -> Path:
+    """`npm ci` of the `package-lock.json` in `pinned`, in a folder outside the
+    checkout, with `pinned`'s scripts beside it (Node finds packages next to a script);
+    that folder."""
+    if shutil.which("npm") is None:
+        session.error(f"{session.name} needs Node.js >= 20 with npm on PATH")
+    folder = Path(session.create_tmp()) / pinned.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for pattern in ("package*.json", "*.mjs"):
+        for source in pinned.glob(pattern):
+            shutil.copy(source, folder)
+    with session.chdir(folder):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    return folder
+
+
 def reference_servers() -> list[Path]:
     return sorted(
         answers.parent.relative_to(ROOT)
@@ -208,18 +225,9 @@ def interop(session: nox.Session) -> None:
     per era on one HTTP server. Needs Node >= 20 with npm; the npm packages are pinned
     in tests/interop/package-lock.json and installed outside the checkout.
     """
-    if shutil.which("npm") is None:
-        session.error("interop needs Node.js >= 20 with npm on PATH")
     session.install(*[str(server) for server in reference_servers()])
     interop_dir = ROOT / "tests" / "interop"
-    node_dir = Path(session.create_tmp()) / "node"
-    shutil.rmtree(node_dir, ignore_errors=True)
-    node_dir.mkdir(parents=True)
-    for pattern in ("package*.json", "*.mjs"):
-        for source in interop_dir.glob(pattern):
-            shutil.copy(source, node_dir)
-    with session.chdir(node_dir):
-        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    node_dir = npm_ci(session, interop_dir)
     # The clients' runs already keep every core busy (servers side by side).
     session.run(
         "python", str(interop_dir / "ts_clients.py"), str(node_dir), env=BYTECODE
@@ -317,26 +325,16 @@ def identity(session: nox.Session) -> None:
     tokens and forged ones. Needs Node.js >= 20 with npm; the npm packages are pinned
     in tests/identity/package-lock.json and installed outside the checkout.
     """
-    if shutil.which("npm") is None:
-        session.error("identity needs Node.js >= 20 with npm on PATH")
     summarizer = ROOT / "reference_servers" / "summarizer"
     session.install(str(summarizer), "httpx", "pyjwt[crypto]>=2.8")
-    node_dir = Path(session.create_tmp()) / "identity"
-    shutil.rmtree(node_dir, ignore_errors=True)
-    node_dir.mkdir(parents=True)
-    # Node finds the packages next to the scripts: both go outside the checkout.
-    for pattern in ("package*.json", "*.mjs"):
-        for source in (ROOT / "tests" / "identity").glob(pattern):
-            shutil.copy(source, node_dir)
-    with session.chdir(node_dir):
-        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    node_dir = npm_ci(session, ROOT / "tests" / "identity")
     session.run(
         "python",
         "tests/identity/check_identity.py",
         str(node_dir),
         str(Path(session.bin) / "summarizer"),
         str(summarizer / "scripts" / "smoke_check.py"),
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -351,24 +349,16 @@ def inspector(session: nox.Session) -> None:
     Inspector is pinned in tests/inspector/package-lock.json) and Debian's Chromium
     (`.ci/run` installs it); Playwright drives it, with no browser download.
     """
-    if shutil.which("npm") is None:
-        session.error("the Inspector needs Node.js >= 20 with npm on PATH")
     if not Path(CHROMIUM).exists():
         session.error(f"no {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
     session.install(COPIER, "pyyaml>=6", PLAYWRIGHT)
-    node_dir = Path(session.create_tmp()) / "inspector"
-    shutil.rmtree(node_dir, ignore_errors=True)
-    node_dir.mkdir(parents=True)
-    for lock in (ROOT / "tests" / "inspector").glob("package*.json"):
-        shutil.copy(lock, node_dir)
-    with session.chdir(node_dir):
-        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    node_dir = npm_ci(session, ROOT / "tests" / "inspector")
     session.run(
         "python",
         "tests/inspector/drive.py",
         str(node_dir),
         str(ROOT / "docs" / "images" / "inspector"),
-        env=NO_BYTECODE,
+        env=BYTECODE,
     )
 
 
@@ -383,7 +373,7 @@ def docs(session: nox.Session) -> None:
     be left as it was. Prints each build's time (tests/docs_site.py).
     """
     session.install(*DOCS_REQUIREMENTS)
-    session.run("python", "tests/docs_site.py", env=NO_BYTECODE)
+    session.run("python", "tests/docs_site.py", env=BYTECODE)
 
 
 @nox.session(default=False)
