@@ -70,6 +70,19 @@ hypothesis.settings.load_profile("project")
 # objects are left to the operating system.
 atexit.register(gc.freeze)
 
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The collector, tuned to a suite that builds a server and a client per test.
+
+    What is loaded by now (FastMCP, pydantic, both SDKs, the tests) lives to the end:
+    frozen, no full collection walks it again. And the young generations are collected
+    ten and two times less often: each test leaves cycles by the thousand, and a tenth
+    of the suite's time went to collecting them.
+    """
+    gc.freeze()
+    gc.set_threshold(7000, 20, 20)
+
+
 PROFILES: dict[str, SamplingCapability | None] = {
     "tools": SamplingCapability(tools=SamplingToolsCapability()),
     "text": SamplingCapability(),
