@@ -103,7 +103,7 @@ def test_the_next_steps_copier_prints_run_as_written(checkout: Path) -> None:
         ],
         cwd=checkout, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    next_steps = made.stderr.split("is ready. Next:\n", 1)[1].split("\n\n", 2)[1]
+    next_steps = made.stderr.split("is ready. Next:\n\n", 1)[1].split("\n\n", 1)[0]
     steps = [line.strip() for line in next_steps.splitlines()]
     assert len(steps) == 3, made.stderr
     change, test, inspect = steps

@@ -17,8 +17,17 @@ from conftest import PROFILES
 from fastmcp import Client, Context, FastMCP
 from provider_standin import ProviderStandIn
 
-from council.core import LLM, GatewaySettings, Principal, Prompt
-from council.core.testing import ScriptedLLM, signed_in, text
+from council.core import (
+    LLM,
+    GatewaySettings,
+    Principal,
+    Prompt,
+)
+from council.core.testing import (
+    ScriptedLLM,
+    signed_in,
+    text,
+)
 from council.server import create_server
 
 ISSUER = "https://id.example.com"

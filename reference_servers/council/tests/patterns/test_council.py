@@ -28,7 +28,10 @@ from provider_standin import ProviderStandIn
 from raw_client import raw_client
 
 from council.cli import main
-from council.core import GatewaySettings, open_database
+from council.core import (
+    GatewaySettings,
+    open_database,
+)
 from council.core.testing import (
     Retries,
     Rounds,

@@ -17,8 +17,17 @@ from conftest import PROFILES
 from fastmcp import Client, Context, FastMCP
 from provider_standin import ProviderStandIn
 
-from research_agent.core import LLM, GatewaySettings, Principal, Prompt
-from research_agent.core.testing import ScriptedLLM, signed_in, text
+from research_agent.core import (
+    LLM,
+    GatewaySettings,
+    Principal,
+    Prompt,
+)
+from research_agent.core.testing import (
+    ScriptedLLM,
+    signed_in,
+    text,
+)
 from research_agent.server import create_server
 
 ISSUER = "https://id.example.com"

@@ -17,8 +17,17 @@ from conftest import PROFILES
 from fastmcp import Client, Context, FastMCP
 from provider_standin import ProviderStandIn
 
-from summarizer.core import LLM, GatewaySettings, Principal, Prompt
-from summarizer.core.testing import ScriptedLLM, signed_in, text
+from summarizer.core import (
+    LLM,
+    GatewaySettings,
+    Principal,
+    Prompt,
+)
+from summarizer.core.testing import (
+    ScriptedLLM,
+    signed_in,
+    text,
+)
 from summarizer.server import create_server
 
 ISSUER = "https://id.example.com"

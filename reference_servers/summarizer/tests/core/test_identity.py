@@ -27,7 +27,12 @@ from summarizer.core import (
     current_principal,
     load_settings,
 )
-from summarizer.core.testing import answer, as_reply, prompt_text, signed_in
+from summarizer.core.testing import (
+    answer,
+    as_reply,
+    prompt_text,
+    signed_in,
+)
 from summarizer.server import create_server
 
 ISSUER = "https://id.example.com"
@@ -176,7 +181,8 @@ async def test_logs_and_traces_name_the_caller_by_a_hash_never_the_token(
     @server.tool
     async def note(ctx: Context) -> str:
         """Logs one line."""
-        logging.getLogger("summarizer.note").warning("a line inside a call")
+        inside = logging.getLogger("summarizer.note")
+        inside.warning("a line inside a call")
         return "noted"
 
     try:

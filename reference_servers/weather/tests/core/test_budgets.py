@@ -17,8 +17,17 @@ from conftest import PROFILES
 from fastmcp import Client, Context, FastMCP
 from provider_standin import ProviderStandIn
 
-from weather.core import LLM, GatewaySettings, Principal, Prompt
-from weather.core.testing import ScriptedLLM, signed_in, text
+from weather.core import (
+    LLM,
+    GatewaySettings,
+    Principal,
+    Prompt,
+)
+from weather.core.testing import (
+    ScriptedLLM,
+    signed_in,
+    text,
+)
 from weather.server import create_server
 
 ISSUER = "https://id.example.com"
