@@ -131,8 +131,10 @@ async def test_twenty_modern_clients_at_once_each_get_their_own_debate(
     if served.haproxy_log is not None:
         rounds = served.served()
         # 4 tools/call each (besides listing tools), spread round robin: a debate's
-        # rounds land on more than one replica.
-        assert all(len(set(rounds[name])) > 1 for name in names)
+        # rounds land on more than one replica (all five on one, by the turns of the
+        # others' requests, has a chance of (1/3)^4 a debate).
+        spread = [name for name in names if len(set(rounds[name])) > 1]
+        assert len(spread) >= CLIENTS // 2, rounds
         assert {replica for name in names for replica in rounds[name]} == {
             "r1",
             "r2",
