@@ -246,7 +246,7 @@ def interop(session: nox.Session) -> None:
             ],
             "load": [["python", str(interop_dir / "load.py")]],
             "fast-agent": [
-                ["uv", "venv", "-q", "--python", "3.12", str(fast_agent)],
+                ["uv", "venv", "-q", "--clear", "--python", "3.12", str(fast_agent)],
                 [
                     "uv", "pip", "install", "-q", "--python", str(fast_agent),
                     "--override", str(overrides), FAST_AGENT,

@@ -11,8 +11,8 @@ before it:
   page's shell and must answer GET URL with 200 (`serves: stdio`: answer
   `initialize` on its standard input and output), then it is stopped;
 - `<!-- command: NAME -->`: run as written by the test `RUN_BY` names (the image
-  session runs `uv lock`, the Inspector session its two commands), not by the
-  page's run;
+  session runs `uv lock`, the Inspector session its two commands, the docs session
+  a project's `uvx nox -s docs`), not by the page's run;
 - `<!-- not run: WHY -->`: not run here, and WHY says why and what runs in its place
   (`not_run` lists them all).
 
@@ -40,6 +40,7 @@ from typing_extensions import Self
 PUBLISHED = "https://github.com/OWNER/copier-mcp-sampling"
 """Where the template is published, in its README and docs."""
 RUN_BY = {
+    "docs": "tests/docs_site.py",
     "lock": "tests/image/check_image.py",
     "secrets": "tests/test_deploy.py",
     "inspector": "tests/inspector/drive.py",
@@ -114,15 +115,24 @@ def doc_command(root: Path, name: str) -> str:
     return found[0]
 
 
+def reader_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment as a reader's terminal has it, plus `env`: without
+    the nox session's venv, which `uv run` and `uv sync` would otherwise take for the
+    project's own (nox's uv backend sets UV_PROJECT_ENVIRONMENT)."""
+    session_only = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX"}
+    inherited = {k: v for k, v in os.environ.items() if k not in session_only}
+    return {**inherited, **(env or {})}
+
+
 def run_doc_command(
     root: Path, name: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the docs' command `name` with bash, as written, from the project's root;
-    RuntimeError, in one line, if it fails."""
+    """Run the docs' command `name` with bash, as written, from the project's root,
+    in a reader's environment plus `env`; RuntimeError, in one line, if it fails."""
     completed = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", doc_command(root, name)],
         cwd=root,
-        env=env,
+        env=reader_environment(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -134,16 +144,22 @@ def run_doc_command(
     return completed
 
 
-def run_pages(root: Path, where: Path, checkout: Path | None = None) -> list[str]:
+def run_pages(
+    root: Path,
+    where: Path,
+    checkout: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
     """Run every page of `root` (`pages`), each in a shell of its own started in
-    `where`; `checkout` replaces the published address. A block the same as one that
-    ran already, on another page, is not run twice. One line per block."""
+    `where`, with `env` added to the environment (a reader's machine: which Python
+    `uv` picks, say); `checkout` replaces the published address. A block the same as
+    one that ran already, on another page, is not run twice. One line per block."""
     done: list[str] = []
     ran: dict[str, Block] = {}
     for page in pages(root):
         runnable = [b for b in blocks(page) if b.kind in {"run", "serves"}]
         if runnable:
-            with Shell(where) as shell:
+            with Shell(where, env) as shell:
                 for block in runnable:
                     if block.code in ran:  # the same command, shown on two pages
                         done.append(f"{block} ran as {ran[block.code]}")
@@ -167,8 +183,9 @@ def _first_line(code: str) -> str:
 class Shell:
     """One bash, as a reader's terminal: blocks run in it one after the other."""
 
-    def __init__(self, where: Path) -> None:
+    def __init__(self, where: Path, env: dict[str, str] | None = None) -> None:
         self.where = where
+        self.env = {**reader_environment(env), "PS1": ""}
         self.scratch = Path(tempfile.mkdtemp(prefix="docs-commands-"))
         self.output: list[str] = []
 
@@ -180,7 +197,7 @@ class Shell:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PS1": ""},
+            env=self.env,
         )
         self._send("set -eo pipefail")
         return self

@@ -2,15 +2,16 @@
 
 1. This repository's `mkdocs.yml` and `docs/`, with `mkdocs build --strict`: a broken
    link, a missing page or image, any warning fails.
-2. A project with every pattern, rendered as users get it, installed in a throwaway
-   venv with its `docs` dependency group, and its site built the same way, as its own
-   `nox -s docs` does. Its configuration page must name every setting of the project's
+2. A project with every pattern, rendered as users get it, its site built by the
+   command its README shows (`uvx nox -s docs`, run as written: its own venv, the
+   build, strict). Its configuration page must name every setting of the project's
    settings classes (the page is made from them; this checks the hook ran).
 3. A project with no pattern, the same way: the pages that name patterns only when
    there are some must still link to pages that exist.
 
-Both sites are built into temporary folders, and the checkout must be as it was
-before. Prints how long each build took.
+The sites are built into temporary folders, and the checkout must be as it was
+before. Prints how long each build took (a project's: its `uvx nox -s docs`, install
+included).
 
 Command line (run by `nox -s docs`, in a venv holding mkdocs and copier)::
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from copier.errors import DirtyLocalWarning
 
+from docs_commands import run_doc_command
 from render import REPO_ROOT, SAMPLE_ANSWERS, example_choices, render
 
 PROJECT_NAME = str(SAMPLE_ANSWERS["project_name"])
@@ -75,20 +77,21 @@ def build_template_site(scratch: Path) -> float:
 
 
 def build_project_site(scratch: Path, examples: list[str]) -> float:
-    """Render, install and build; the build's own time (without the install)."""
+    """Render, then build the site with the project's own command as its README
+    shows it (`uvx nox -s docs`: its venv, the build, strict); then once more with
+    that venv's mkdocs into a folder kept, to read the configuration page. The time of
+    the command as written."""
     project = scratch / "project"
     render(project, {**SAMPLE_ANSWERS, "examples": examples})
-    venv = scratch / "project-venv"
-    run("uv", "venv", "--quiet", venv, cwd=project)
-    run(
-        "uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python",
-        "-e", ".", "--group", "docs",
-        cwd=project,
-    )  # fmt: skip
-    site = scratch / "project-site"
     started = time.monotonic()
-    run(venv / "bin" / "mkdocs", "build", "--strict", "--site-dir", site, cwd=project)
+    try:
+        run_doc_command(project, "docs", timeout=600, env=QUIET)
+    except RuntimeError as error:
+        raise DocsError(f"{project}: {error}") from None
     seconds = time.monotonic() - started
+    venv = project / ".nox" / "docs"
+    site = scratch / "project-site"
+    run(venv / "bin" / "mkdocs", "build", "--strict", "--site-dir", site, cwd=project)
     every_setting = (
         "import json\n"
         f"from {PACKAGE}.core._settings import env_name\n"

@@ -53,16 +53,16 @@ def check_project(
     project: Path,
     python: str | None = None,
     *,
-    in_process_only: bool = False,
+    tests: str | None = None,
     machinery: bool = True,
 ) -> None:
     """Install ``project`` into a throwaway venv and run ruff, mypy and pytest on it.
 
     ``python`` is anything ``uv venv --python`` accepts; by default the interpreter
-    running this function. The tests run on every core (pytest-xdist); with
-    ``in_process_only``, without those marked ``process``; without ``machinery``,
-    without the machinery's (``MACHINERY``), in one process. Raises ProjectCheckError
-    naming the step that failed.
+    running this function. The tests run on every core (pytest-xdist); ``tests`` is a
+    marker expression that picks some (``"not process"``: those that run in-process);
+    without ``machinery``, without the machinery's (``MACHINERY``), in one process.
+    Raises ProjectCheckError naming the step that failed.
     """
     project = project.resolve()
     uv = shutil.which("uv")
@@ -90,7 +90,7 @@ def check_project(
         )  # fmt: skip
 
         env = _isolated_env(venv, bin_dir, scratch=Path(scratch))
-        pytest = ["-m", "not process"] if in_process_only else []
+        pytest = ["-m", tests] if tests else []
         if machinery:
             pytest += ["-n", "auto"]
         else:
@@ -194,7 +194,7 @@ def main(argv: list[str]) -> int:
         try:
             check_project(
                 project,
-                in_process_only="--in-process" in argv,
+                tests="not process" if "--in-process" in argv else None,
                 machinery="--no-machinery" not in argv,
             )
         except ProjectCheckError as error:

@@ -60,6 +60,26 @@ def example_choices(template: Path = REPO_ROOT) -> list[str]:
     return question_choices("examples", template)
 
 
+def minimum_python(template: Path = REPO_ROOT) -> str:
+    """The lowest `python_min` the template offers."""
+    return min(
+        question_choices("python_min", template),
+        key=lambda version: tuple(map(int, version.split("."))),
+    )
+
+
+def every_pattern_answers() -> dict[str, object]:
+    """The project the whole suite and the pages run in: every pattern, the minimum
+    Python, and a long name, so that no generated line may outgrow the formatter's
+    limit."""
+    return {
+        **SAMPLE_ANSWERS,
+        "project_name": "acme-research-notes-for-the-whole-team",
+        "python_min": minimum_python(),
+        "examples": example_choices(),
+    }
+
+
 def every_selection(template: Path = REPO_ROOT) -> list[tuple[str, ...]]:
     """Every subset of the ``examples`` choices; grows when copier.yml gains one."""
     choices = example_choices(template)

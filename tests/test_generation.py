@@ -1,9 +1,10 @@
 """Generated projects pass their own checks (ruff, ruff format, mypy, pytest) and CI lint.
 
-The project with every pattern runs its whole suite, on the minimum Python: the
-machinery's tests (``tests/core``, the same in every project) run there and nowhere
-else in the default sessions, with those that start the server as a process. An empty
-project, with the docs' "Add a tool" example (docs/add-a-tool.md) copied in as a
+The project with every pattern runs its whole suite, on the minimum Python: here ruff,
+mypy and the tests that start the server as a process; its pages' commands, as a
+reader pastes them, run the in-process tests (its README's fast loop, in
+test_docs_commands.py). The machinery's tests (``tests/core``, the same in every
+project) run there and nowhere else in the default sessions. An empty project, with the docs' "Add a tool" example (docs/add-a-tool.md) copied in as a
 newcomer would, runs its own tests only: the example's, and those of the files it
 ships. Each pattern alone is a reference server (``nox -s reference``: its pattern's
 tests), and ``nox -s powerset`` checks every selection, whole suites
@@ -21,8 +22,8 @@ import pytest
 import yaml
 
 from project_check import ProjectCheckError, check_project
-from render import SAMPLE_ANSWERS, example_choices, question_choices, render
-from session_tools import session_tool
+from render import SAMPLE_ANSWERS, every_pattern_answers, example_choices, render
+from session_tools import find_python, session_tool
 
 
 def test_the_docs_example_tool_works_as_copied_into_an_empty_project(
@@ -40,34 +41,23 @@ def test_the_docs_example_tool_works_as_copied_into_an_empty_project(
         Path("tests/patterns/test_sentiment.py"),
     ]
     # The machinery's tests, and those that start a process, run in the project below.
-    assert_passes_its_own_checks(project, in_process_only=True, machinery=False)
+    assert_passes_its_own_checks(project, tests="not process", machinery=False)
 
 
 def test_a_project_with_every_pattern_and_a_long_name_passes_on_its_minimum_python(
     tmp_path: Path,
 ) -> None:
-    python_min = min(
-        question_choices("python_min"),
-        key=lambda version: tuple(map(int, version.split("."))),
-    )
-    project = tmp_path / "project"
-    examples = example_choices()
-    # A long name: no generated line may outgrow the formatter's limit.
-    long_name = "acme-research-notes-for-the-whole-team"
-    render(
-        project,
-        {
-            **SAMPLE_ANSWERS,
-            "project_name": long_name,
-            "python_min": python_min,
-            "examples": examples,
-        },
-    )
+    answers = every_pattern_answers()
+    project = tmp_path / str(answers["project_name"])
+    render(project, answers)
 
     assert_fully_rendered(project)
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["examples"] == examples, "copier update needs them"
-    assert_passes_its_own_checks(project, python=find_python(python_min))
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert recorded["examples"] == answers["examples"], "copier update needs them"
+    # The in-process tests run in the same project's pages, as the README's fast loop
+    # (test_docs_commands.py), on the other worker.
+    python = find_python(str(answers["python_min"]))
+    assert_passes_its_own_checks(project, python=python, tests="process")
 
 
 def add_the_docs_example(project: Path) -> list[Path]:
@@ -142,13 +132,11 @@ def assert_passes_its_own_checks(
     project: Path,
     python: str | None = None,
     *,
-    in_process_only: bool = False,
+    tests: str | None = None,
     machinery: bool = True,
 ) -> None:
     try:
-        check_project(
-            project, python, in_process_only=in_process_only, machinery=machinery
-        )
+        check_project(project, python, tests=tests, machinery=machinery)
     except ProjectCheckError as error:
         # The failing tool's own output is in the captured stdout above.
         pytest.fail(str(error), pytrace=False)
@@ -162,24 +150,3 @@ def assert_fully_rendered(project: Path) -> None:
         if path.suffix == ".jinja" or "{{" in path.name or "{%" in path.name
     ]
     assert not leftovers
-
-
-def find_python(version: str) -> str:
-    """The path of an installed Python ``version``, or fail the test saying why.
-
-    Not a skip: the minimum Python is a promise the template makes, so a machine
-    that cannot test it must say so loudly.
-    """
-    found = subprocess.run(
-        ["uv", "python", "find", "--no-project", version],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        pytest.fail(
-            f"Python {version} not found, so the generated project cannot be tested "
-            f"on its minimum Python. Put a python{version} on PATH (.ci/run adds "
-            f"every pyenv version) or `uv python install {version}`.\n{found.stderr}"
-        )
-    return found.stdout.strip()

@@ -72,7 +72,7 @@ def test_failing_step_is_named(
         check_project(project)
 
 
-def test_in_process_only_leaves_out_the_process_tests(tmp_path: Path) -> None:
+def test_a_marker_expression_picks_the_tests(tmp_path: Path) -> None:
     failing_process_test = (
         "import pytest\n\n\n"
         "@pytest.mark.process\n"
@@ -80,9 +80,10 @@ def test_in_process_only_leaves_out_the_process_tests(tmp_path: Path) -> None:
         "    assert False\n\n\n" + PASSING_TEST
     )
     project = make_project(tmp_path, failing_process_test)
-    check_project(project, in_process_only=True)
-    with pytest.raises(ProjectCheckError, match="pytest failed"):
-        check_project(project)
+    check_project(project, tests="not process")
+    for picked in ["process", None]:
+        with pytest.raises(ProjectCheckError, match="pytest failed"):
+            check_project(project, tests=picked)
 
 
 def test_without_machinery_leaves_out_the_machinerys_tests_and_doctests(

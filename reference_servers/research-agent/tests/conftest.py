@@ -32,6 +32,7 @@ from contextlib import (
 )
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 import hypothesis
@@ -57,6 +58,7 @@ from research_agent.core.testing import (
     Retries,
     ScriptedLLM,
 )
+from research_agent.patterns import discover
 from research_agent.server import create_server
 
 # Properties are checked for what they hold, not for how fast: timing goals live in
@@ -111,9 +113,28 @@ def era(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
-    """`async with connect(profile, ...) as client`: a server and a client of it,
-    speaking the test's `era` (or the one given).
+def served_patterns(request: pytest.FixtureRequest) -> list[ModuleType]:
+    """The patterns a test's server serves, as registering a pattern's tools is most
+    of the time a server takes to build: `tests/patterns/test_NAME.py` serves pattern
+    NAME alone, the machinery's tests (`tests/core`) none (their tools are their own,
+    added with `setup`), any other test every pattern. A test module may override it.
+    """
+    every = discover()
+    if request.path.parent.name == "core":
+        return []
+    if request.path.parent.name == "patterns":
+        name = request.path.stem.removeprefix("test_")
+        own = [pattern for pattern in every if pattern.__name__.endswith(f".{name}")]
+        return own or every
+    return every
+
+
+@pytest.fixture
+def connect(
+    scripted_llm: ScriptedLLM, era: str, served_patterns: list[ModuleType]
+) -> Connect:
+    """`async with connect(profile, ...) as client`: a server of `served_patterns` and
+    a client of it, speaking the test's `era` (or the one given).
 
     `server_llm=True` installs the scripted LLM as the server-side LLM instead of the
     client's: the server then calls it directly and concurrently, so tests can watch
@@ -151,7 +172,9 @@ def connect(scripted_llm: ScriptedLLM, era: str) -> Connect:
                 )
                 gateway = stand_in.settings(gateway)
             server = create_server(
-                gateway, sampling_handler=llm if server_llm else None
+                gateway,
+                sampling_handler=llm if server_llm else None,
+                patterns=served_patterns,
             )
             errors = ReadableErrors.watching(server)
             if era == "modern":

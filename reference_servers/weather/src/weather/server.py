@@ -3,6 +3,7 @@
     mcp = create_server()                                # configured from the environment
     mcp = create_server(GatewaySettings(timeout=30))     # these settings, the rest from it
     mcp = create_server(sampling_handler=my_handler)     # a server-side LLM of your own
+    mcp = create_server(patterns=[])                     # the machinery, no pattern
 
 `fastmcp run` (and `fastmcp dev`, `fastmcp inspect`) build it with
 `server_from_environment` (see `fastmcp.json`), so they honour the same environment
@@ -12,16 +13,14 @@ variables as the `weather` command, and report a bad one with its message.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from fastmcp import FastMCP
-from fastmcp.client.sampling import SamplingHandler
 from pydantic_settings import BaseSettings
 
-from weather import (
-    __version__,
-    patterns,
-)
+from weather import __version__
 from weather.core import (
     ConfigurationError,
     GatewaySettings,
@@ -32,6 +31,12 @@ from weather.core import (
     load_settings,
     server_llm,
 )
+from weather.patterns import discover
+
+if TYPE_CHECKING:
+    # FastMCP's client half, which this module needs only for the type: a quarter of
+    # the server's start-up if imported.
+    from fastmcp.client.sampling import SamplingHandler
 
 NAME = "weather"
 INSTRUCTIONS = (
@@ -43,19 +48,24 @@ INSTRUCTIONS = (
 def settings_classes() -> list[type[BaseSettings]]:
     """Every settings class of the server: its own, the gateway's, each pattern's."""
     classes: list[type[BaseSettings]] = [ServerSettings, GatewaySettings]
-    return classes + [p.Settings for p in patterns.discover()]
+    return classes + [p.Settings for p in discover()]
 
 
 def create_server(
-    *settings: BaseSettings, sampling_handler: SamplingHandler[Any, Any] | None = None
+    *settings: BaseSettings,
+    sampling_handler: SamplingHandler[Any, Any] | None = None,
+    patterns: Iterable[ModuleType] | None = None,
 ) -> FastMCP:
     """Build the server.
 
     Settings objects passed in are used as they are; every other class of
     `settings_classes()` is read from the environment. The server-side LLM is
     `sampling_handler` when given, else the one `MCP_SAMPLING_PROVIDER` configures;
-    `MCP_SAMPLING_MODE` says whom it serves. A configuration that cannot work raises
-    `ConfigurationError` (a `ValueError`) naming every bad variable.
+    `MCP_SAMPLING_MODE` says whom it serves. It serves `patterns` (modules of
+    `patterns/`), by default every one: a test serves only those it calls, as a
+    pattern's tools are most of the time it takes to build a server. A configuration
+    that cannot work raises `ConfigurationError` (a `ValueError`) naming every bad
+    variable.
     """
     loaded = load_settings(settings_classes(), given=settings)
     gateway = loaded.of(GatewaySettings)
@@ -78,7 +88,7 @@ def create_server(
             else None
         ),
     )
-    for pattern in patterns.discover():
+    for pattern in discover() if patterns is None else patterns:
         pattern.register(mcp, gateway, loaded.of(pattern.Settings))
     return mcp
 

@@ -7,7 +7,7 @@ import secrets
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -17,7 +17,6 @@ import mcp.types
 import platformdirs
 import pydantic
 from fastmcp import FastMCP
-from fastmcp.client.sampling import SamplingHandler
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
@@ -39,6 +38,10 @@ from ._secrets import keep_secret, redact, redact_logs
 from ._settings import ConfigurationError, GatewaySettings, ServerSettings
 from ._tracing import ToolCall, current_tool_call
 from ._usage import Usage
+
+if TYPE_CHECKING:
+    # FastMCP's client half: needed here for the type only, and slow to import.
+    from fastmcp.client.sampling import SamplingHandler
 
 logger = logging.getLogger(__name__)
 
