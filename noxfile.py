@@ -2,21 +2,25 @@
 # /// script
 # dependencies = ["nox>=2025.2.9"]
 # ///
-"""Checks for the template itself. `uvx nox` runs the default sessions (as CI does).
+"""Checks for the template itself. `uvx nox` runs `check` (as CI does): every check
+session, in two lanes at once (LANES); `uvx nox -s NAME` runs one.
 
-Plain `nox` only reads the tree: it never rewrites files. `nox -s regenerate` is the
-one session that writes (the reference servers). At the end it prints how long each
-session took.
+Plain `nox` only reads the tree: it never rewrites files, except the Inspector's
+screenshots in the docs. `nox -s regenerate` writes the reference servers. At the end
+it prints how long each session took.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +77,8 @@ PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
 
 SESSION_SECONDS: dict[str, float] = {}
+# Where a lane of `check` leaves its sessions' times for `check` to print.
+TIMES_FILE = "NOX_SESSION_TIMES_FILE"
 
 
 def timed(session_function: Callable[[nox.Session], None]) -> Callable:
@@ -91,19 +97,19 @@ def timed(session_function: Callable[[nox.Session], None]) -> Callable:
 
 @atexit.register
 def print_session_times() -> None:
-    if SESSION_SECONDS:
-        rows = [
-            f"  {name:<12} {seconds:7.1f} s"
-            for name, seconds in SESSION_SECONDS.items()
-        ]
-        total = sum(SESSION_SECONDS.values())
-        print(
-            "Session times:",
-            *rows,
-            f"  {'total':<12} {total:7.1f} s",
-            sep="\n",
-            file=sys.stderr,
-        )
+    if not SESSION_SECONDS:
+        return
+    if TIMES_FILE in os.environ:  # a lane of `check`, which prints them all
+        Path(os.environ[TIMES_FILE]).write_text(json.dumps(SESSION_SECONDS))
+        return
+    wall = SESSION_SECONDS.pop("check", None)
+    rows = [
+        f"  {name:<12} {seconds:7.1f} s" for name, seconds in SESSION_SECONDS.items()
+    ]
+    rows.append(f"  {'total':<12} {sum(SESSION_SECONDS.values()):7.1f} s")
+    if wall is not None:
+        rows.append(f"  {'wall':<12} {wall:7.1f} s  ({len(LANES)} lanes at once)")
+    print("Session times:", *rows, sep="\n", file=sys.stderr)
 
 
 def npm_ci(session: nox.Session, pinned: Path) -> Path:
@@ -130,7 +136,53 @@ def reference_servers() -> list[Path]:
     )
 
 
-@nox.session
+# The sessions `check` runs: first the lanes, each lane in order, the lanes at the
+# same time. On two cores one session rarely keeps both busy (a server waiting on
+# its clients, a browser, an install on the network): each lane pairs CPU-heavy
+# sessions with waiting ones. The Inspector's screenshots go into docs/, which the
+# docs session requires unchanged while it runs: the two share a lane.
+LANES = {
+    "lane 1": ["lint", "drift", "tests", "identity", "image"],
+    "lane 2": ["interop", "reference", "docs", "inspector"],
+}
+# Then, on a quiet machine: the replica suite kills replicas at chosen moments and
+# reads which rounds HAProxy retried, and on a loaded one HAProxy also retries rounds
+# that were only slow.
+ALONE = ["scale"]
+
+
+@nox.session(venv_backend="none")
+@timed
+def check(session: nox.Session) -> None:
+    """Every check: two lanes of sessions at once, then the replica suite alone.
+
+    Each lane (LANES) is a nox of its own, then ALONE's. Each line of output is prefixed with its session's
+    name; a lane goes on after a failed session, and `check` fails naming the lanes
+    that failed. Arguments after `--` go to each nox (`uvx nox -- -R` reuses the
+    sessions' venvs)."""
+    times = Path(session.create_tmp())
+    for old in times.glob("*.json"):
+        old.unlink()
+
+    def nox_runs(stage: dict[str, list[str]]) -> list[str]:
+        return side_by_side(
+            session,
+            {
+                name: [[sys.executable, "-m", "nox", "-f", __file__, "-s", *sessions,
+                        *session.posargs]]
+                for name, sessions in stage.items()
+            },
+            env={name: {TIMES_FILE: str(times / f"{name}.json")} for name in stage},
+        )  # fmt: skip
+
+    failures = nox_runs(LANES) + nox_runs({"alone": ALONE})
+    for stage in sorted(times.glob("*.json")):
+        SESSION_SECONDS.update(json.loads(stage.read_text()))
+    if failures:
+        session.error(f"failed: {', '.join(failures)}")
+
+
+@nox.session(default=False)
 @timed
 def lint(session: nox.Session) -> None:
     """Ruff on this repository, then on each reference server with its own config."""
@@ -146,7 +198,7 @@ def lint(session: nox.Session) -> None:
             session.run(*ruff_format)
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def tests(session: nox.Session) -> None:
     """The template's tests (generation smoke matrix, answers, update, drift logic).
@@ -161,7 +213,7 @@ def tests(session: nox.Session) -> None:
     )  # fmt: skip
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def image(session: nox.Session) -> None:
     """The all-pattern project's Dockerfile built from its uv.lock and run, with podman.
@@ -179,7 +231,7 @@ def image(session: nox.Session) -> None:
     session.run("python", "tests/image/check_image.py", env=BYTECODE)
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def drift(session: nox.Session) -> None:
     """Fail, naming each file, if regenerating a reference server would change it."""
@@ -189,7 +241,7 @@ def drift(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def reference(session: nox.Session) -> None:
     """Each reference server passes its own ruff, mypy and pattern tests, in a
@@ -214,7 +266,7 @@ def reference(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def interop(session: nox.Session) -> None:
     """The reference servers against clients no one here wrote, under load.
@@ -238,7 +290,7 @@ def interop(session: nox.Session) -> None:
     fast_agent = Path(session.create_tmp()) / "fast-agent"
     overrides = Path(session.create_tmp()) / "fast-agent-overrides.txt"
     overrides.write_text("\n".join(FAST_AGENT_OVERRIDES) + "\n")
-    side_by_side(
+    failures = side_by_side(
         session,
         {
             "conformance": [
@@ -259,43 +311,53 @@ def interop(session: nox.Session) -> None:
             ],
         },
     )  # fmt: skip
+    if failures:
+        session.error(f"failed: {', '.join(failures)}")
 
 
-def side_by_side(session: nox.Session, jobs: dict[str, list[list[str]]]) -> None:
+def side_by_side(
+    session: nox.Session,
+    jobs: dict[str, list[list[str]]],
+    env: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
     """Run each job's commands in order, and the jobs at the same time: independent
-    checks that each leave cores idle (a server waiting on its clients, an install
-    waiting on the network). Each job's output is printed whole when it ends; the
-    session fails naming every job that failed."""
-    env = {
-        **os.environ,
-        **BYTECODE,
-        "PATH": os.pathsep.join([str(session.bin), os.environ.get("PATH", "")]),
-    }
+    checks that each leave cores idle. Output is printed as it comes, each line
+    prefixed with its job's name, or with the nox session it comes from (a job that
+    runs nox); `env` adds variables to a job's environment. The names of the jobs
+    that failed."""
+    path = os.pathsep.join([*(session.bin_paths or []), os.environ.get("PATH", "")])
+    base = {**os.environ, **BYTECODE, "PATH": path}
+    printing = threading.Lock()
 
     def failed(name: str, commands: list[list[str]]) -> bool:
+        prefix = name
         for command in commands:
-            done = subprocess.run(
+            with subprocess.Popen(
                 command,
-                env=env,
+                env={**base, **(env or {}).get(name, {})},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                check=False,
-            )
-            print(f"nox > [{name}] {' '.join(command)}\n{done.stdout}", end="")
-            sys.stdout.flush()
-            if done.returncode != 0:
+            ) as process:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    if started := NOX_SESSION_START.match(line):
+                        prefix = started[1]
+                    with printing:
+                        print(f"[{prefix}] {line}", end="", flush=True)
+            if process.returncode != 0:
                 return True
         return False
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         outcomes = zip(jobs, pool.map(failed, jobs, jobs.values()), strict=True)
-        failures = [name for name, job_failed in outcomes if job_failed]
-    if failures:
-        session.error(f"failed: {', '.join(failures)}")
+        return [name for name, job_failed in outcomes if job_failed]
 
 
-@nox.session
+NOX_SESSION_START = re.compile(r"nox > Running session (\S+)")
+
+
+@nox.session(default=False)
 @timed
 def scale(session: nox.Session) -> None:
     """The council reference server as three replicas sharing PostgreSQL behind HAProxy
@@ -316,7 +378,7 @@ def scale(session: nox.Session) -> None:
         )
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def identity(session: nox.Session) -> None:
     """A generated server as an OAuth 2.1 resource server (tests/identity/): a real
@@ -338,7 +400,7 @@ def identity(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def inspector(session: nox.Session) -> None:
     """A generated server opened in the MCP Inspector by its docs' own commands and
@@ -362,7 +424,7 @@ def inspector(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(default=False)
 @timed
 def docs(session: nox.Session) -> None:
     """This repository's site and generated projects' (every pattern, and none), each

@@ -121,10 +121,13 @@ class Inspector:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         # Settings by environment, the command untouched: a fixed free port (0 is
-        # refused), no browser opened, secrets in memory (no OS keychain here).
+        # refused), the MCP Apps sandbox on any free port (not 6275, which another
+        # Inspector started as the README shows holds), no browser opened, secrets in
+        # memory (no OS keychain here).
         self.environment = {
             **{k: v for k, v in os.environ.items() if k not in {"HOST"}},
             "CLIENT_PORT": str(port),
+            "MCP_SANDBOX_PORT": "0",
             "MCP_AUTO_OPEN_ENABLED": "false",
             "MCP_INSPECTOR_SECRET_STORE": "memory",
             "MCP_STORAGE_DIR": tempfile.mkdtemp(prefix="inspector-storage-"),

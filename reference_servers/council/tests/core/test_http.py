@@ -1,7 +1,8 @@
 """HTTP sessions are bounded: abandoned ones make room, idle ones end, busy ones stay.
 
 `SessionBounds` in front of a stand-in MCP endpoint that opens a session on every
-request without one, as the real one does for `initialize`.
+legacy request without one, as the real one does for `initialize`; a modern request
+(2026-07-28) opens none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from council.core._http import SessionBounds
+
+MODERN = b"2026-07-28"
 
 
 class Endpoint:
@@ -37,6 +40,8 @@ class Endpoint:
             self.open.discard(session)
             self.ended.append(session)
             self.ended_by.append((scope.get("user"), headers.get(b"authorization")))
+        elif headers.get(b"mcp-protocol-version") == MODERN:
+            pass  # stateless: served, no session
         elif not session:
             session = next(self._ids)
             self.open.add(session)
@@ -118,9 +123,11 @@ async def test_a_busy_session_is_never_ended_and_a_full_house_says_so() -> None:
             group.start_soon(lambda: http.post("/slow", headers=slow))
             await endpoint.busy.wait()
             refused = await open_session(http)
+            modern = await http.post("/mcp", headers={"mcp-protocol-version": MODERN})
             endpoint.release.set()
     assert refused.status_code == 503
     assert "busy" in refused.text
+    assert modern.status_code == 200, "a modern request opens no session"
     assert endpoint.ended == []
 
 

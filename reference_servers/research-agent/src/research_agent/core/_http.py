@@ -29,6 +29,8 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._replay import is_modern
+
 
 class SharedToken(TokenVerifier):
     """Accepts exactly one bearer token, compared in constant time."""
@@ -92,7 +94,8 @@ class SessionBounds:
     idle past the timeout is ended (the protocol's `DELETE`); when every slot is taken,
     the least recently used session with no request in flight makes room for a new
     client, so a flood of abandoned sessions cannot lock clients out. Only when every
-    session is busy does a new client get 503. A session is ended as its own user
+    session is busy does a new client get 503; a modern (2026-07-28) request opens no
+    session and is never refused for want of one. A session is ended as its own user
     (whoever the authentication before this middleware found, with the credentials
     that opened it), so a static token's and an OAuth user's sessions alike.
     """
@@ -114,8 +117,13 @@ class SessionBounds:
             await self.app(scope, receive, send)
             return
         await self._end_idle(scope)
-        session_id = Headers(scope=scope).get("mcp-session-id")
-        full = session_id is None and len(self._sessions) >= self._max
+        headers = Headers(scope=scope)
+        session_id = headers.get("mcp-session-id")
+        # Only a legacy client without a session may open one: a modern request
+        # never does, so a full house does not turn it away.
+        version = headers.get("mcp-protocol-version")
+        opens = session_id is None and not is_modern(version)
+        full = opens and len(self._sessions) >= self._max
         if full and not await self._make_room(scope):
             response = PlainTextResponse(
                 "Every session of this server is busy; try again shortly.",
@@ -124,7 +132,7 @@ class SessionBounds:
             await response(scope, receive, send)
             return
         owner = {key: scope[key] for key in ("user", "auth") if key in scope}
-        credentials = Headers(scope=scope).get("authorization")
+        credentials = headers.get("authorization")
         session = self._sessions.get(session_id) if session_id else None
         if session_id is not None and session is not None:
             session.in_flight += 1
