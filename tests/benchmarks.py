@@ -16,11 +16,14 @@ answer one request at a time and hide all concurrency).
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import math
 import os
 import re
 import statistics
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -187,7 +190,6 @@ async def ten_megabyte_opinions() -> tuple[int, float, float, float, int]:
     """Calls, wall, MB sent to the client's LLM, peak RSS in MB, debates stored."""
     import resource
     import sqlite3
-    import tempfile
 
     from council.server import create_server
 
@@ -281,6 +283,11 @@ def session_flood(sessions: int = 10_000) -> tuple[float, float, float, bool]:
 
 
 async def main() -> None:
+    # As a server's start-up does (its cli.main): the servers loaded, then frozen.
+    for server in ("council.server", "summarizer.server"):
+        importlib.import_module(server)
+    gc.collect()
+    gc.freeze()
     parallel, calls = await council_seconds(max_concurrency=10)
     sequential, _ = await council_seconds(max_concurrency=1)
     text = "\n\n".join(
@@ -363,4 +370,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The servers keep their databases in the user's data folder by default: give
+    # them a scratch one, so a run neither reads nor leaves anything there.
+    with tempfile.TemporaryDirectory(prefix="bench-home-") as home:
+        os.environ["XDG_DATA_HOME"] = f"{home}/data"
+        os.environ["XDG_CACHE_HOME"] = f"{home}/cache"
+        asyncio.run(main())

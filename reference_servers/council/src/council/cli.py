@@ -12,6 +12,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -113,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: {ConfigurationError.of(error)}", file=sys.stderr)
         return 2
+    # What start-up loaded (FastMCP, pydantic's schemas, the tools) lives as long as
+    # the process: frozen, the collector's full passes no longer walk it, and a modern
+    # call's rounds no longer wait on them.
+    gc.collect()
+    gc.freeze()
     if server_settings.transport == "http":
         # Stateful sessions: the server sends sampling requests back on them.
         logger.info(

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,7 @@ from raw_client import raw_client
 
 from council.cli import main
 from council.core import (
+    LOCAL_USER,
     GatewaySettings,
     open_database,
 )
@@ -525,6 +527,26 @@ async def test_a_users_debates_are_theirs_alone(council_db: Path) -> None:
     assert [entry["id"] for entry in await store.summaries("ada")] == ["ada-1"]
     assert await store.get("grace-1", "ada") is None
     assert await store.get("grace-1", "grace") is not None
+
+
+async def test_debates_stored_before_owners_are_kept_as_the_local_users(
+    council_db: Path,
+) -> None:
+    """A database of a server from before debates had owners: its table has no
+    owner column. The debates become the local user's, and the old table stays."""
+    record = {"id": "d0", "topic": TOPIC, "winners": [], "created_at": "t"}
+    with sqlite3.connect(council_db) as db:
+        db.execute("create table debates (id text, created_at text, record text)")
+        db.execute("insert into debates values ('d0', 't', ?)", (json.dumps(record),))
+    store = DebateStore(open_database(f"sqlite:///{council_db}", "COUNCIL_DB_URL"))
+
+    assert await store.summaries(LOCAL_USER.key) == [record]
+    assert await store.summaries("ada") == []
+    await store.save("d1", "ada", "u", json.dumps({**record, "id": "d1"}))
+    assert [entry["id"] for entry in await store.summaries("ada")] == ["d1"]
+    with sqlite3.connect(council_db) as db:
+        kept = db.execute("select id from debates_before_owners").fetchall()
+    assert kept == [("d0",)]
 
 
 @pytest.mark.process

@@ -51,13 +51,13 @@ class Principal:
     def digest(self) -> str:
         """A hash of the principal, for logs and traces: it names nobody.
 
-        >>> LOCAL.digest
+        >>> LOCAL_USER.digest
         '6edbc1f9c9a9b7e5'
         """
         return hashlib.sha256(self.key.encode()).hexdigest()[:16]
 
 
-LOCAL = Principal("local", "local")
+LOCAL_USER = Principal("local", "local")
 """The user of a server nothing authenticates: stdio, or HTTP on loopback."""
 STATIC_TOKEN = Principal("static-token", "MCP_HTTP_TOKEN")
 """The one user of the static bearer token."""
@@ -82,7 +82,7 @@ def current_principal() -> Principal:
     """The principal of the request being served."""
     token = get_access_token()
     if token is None:
-        return LOCAL
+        return LOCAL_USER
     issuer = (token.claims or {}).get("iss")
     if isinstance(issuer, str) and token.subject:
         return Principal(issuer, token.subject)

@@ -56,7 +56,27 @@ def neutralise(text: str) -> str:
     >>> neutralise(f"{fullwidth * 3}END{zero_width} UNTRUSTED") == "\\u2039" * 3 + "END UNTRUSTED"
     True
     """
-    readable = _visible(unicodedata.normalize("NFKC", _visible(text)))
+    if len(text) <= _RECENT_CHARS:
+        return _neutralise_recent(text)
+    return _neutralise(text)
+
+
+# Every round of a modern tool call fences its documents again (see _replay.py): the
+# last results are kept, up to 128 texts of at most 32,768 characters each (a
+# summary's chunks; a few MB at most).
+_RECENT_CHARS = 32_768
+
+
+@functools.lru_cache(maxsize=128)
+def _neutralise_recent(text: str) -> str:
+    return _neutralise(text)
+
+
+def _neutralise(text: str) -> str:
+    if text.isascii():  # NFKC leaves ASCII as it is: one pass is enough
+        readable = _visible(text)
+    else:
+        readable = _visible(unicodedata.normalize("NFKC", _visible(text)))
     if "<<<" not in readable and ">>>" not in readable:  # a substring search is cheap
         return readable
     return _BOUNDARY_RUN.sub(lambda run: run.group().translate(_LOOKALIKES), readable)

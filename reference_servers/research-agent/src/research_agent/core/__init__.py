@@ -32,7 +32,7 @@ from ._errors import (
     StructuredOutputError,
 )
 from ._gateway import LLM, Route
-from ._identity import Principal, PrincipalInLogs, current_principal
+from ._identity import LOCAL_USER, Principal, PrincipalInLogs, current_principal
 from ._prompting import Prompt
 from ._server import SamplingServer
 from ._server_llm import ServerLLM, server_llm
@@ -48,6 +48,7 @@ from ._usage import BudgetExceededError, TooManyCallsError
 
 __all__ = [
     "LLM",
+    "LOCAL_USER",
     "AgentLimitError",
     "AgentResult",
     "BudgetExceededError",

@@ -11,6 +11,7 @@ fenced.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -177,6 +178,13 @@ def split_into_chunks(text: str, limit: int) -> list[str]:
     >>> split_into_chunks("one\\n\\ntwo\\n\\nthree", limit=10)
     ['one\\n\\ntwo', 'three']
     """
+    return list(_chunks(text, limit))
+
+
+# Every round of a modern call splits the document again (see core/_replay.py): the
+# last few splits are kept.
+@functools.lru_cache(maxsize=4)
+def _chunks(text: str, limit: int) -> tuple[str, ...]:
     chunks: list[str] = []
     current = ""
     for piece in _pieces(text, limit):
@@ -187,7 +195,7 @@ def split_into_chunks(text: str, limit: int) -> list[str]:
             current = f"{current}\n\n{piece}" if current else piece
     if current:
         chunks.append(current)
-    return chunks
+    return tuple(chunks)
 
 
 def _pieces(text: str, limit: int) -> Iterator[str]:

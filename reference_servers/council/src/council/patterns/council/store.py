@@ -12,6 +12,10 @@ the same run again, with the same debate under the same id (`llm.new_id()`): sav
 the same record twice, or twice at once, stores it once. A different record under an
 id already stored is a `ConflictError`.
 
+Debates stored before they had owners (a `debates` table without the column) are
+moved aside to `debates_before_owners` on first use and copied in as the local
+user's, the one user those servers knew; nothing is dropped.
+
     store = DebateStore(open_database("sqlite:////tmp/council.db", "COUNCIL_DB_URL"))
     await store.save(result.id, owner, result.created_at, record)
     await store.get(result.id, owner)
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...core import Connection, Database
+from ...core import LOCAL_USER, Connection, Database
 
 SUMMARY_FIELDS = ("id", "topic", "winners", "created_at")
 TABLE = {
@@ -32,6 +36,17 @@ TABLE = {
     "postgresql": "create table if not exists debates (seq bigserial primary key, "
     "id text unique not null, owner text, created_at text, record text)",
 }
+COLUMNS = {
+    "sqlite": "select name from pragma_table_info('debates')",
+    "postgresql": "select column_name from information_schema.columns "
+    "where table_schema = current_schema() and table_name = 'debates'",
+}
+# `where true`: SQLite would read `on conflict` as a join's `on` without it.
+COPY_BEFORE_OWNERS = (
+    "insert into debates (id, owner, created_at, record) "
+    "select id, ?, created_at, cast(record as text) from debates_before_owners "
+    "where true order by created_at on conflict (id) do nothing"
+)
 
 
 class ConflictError(Exception):
@@ -52,9 +67,18 @@ class DebateStore:
         self._created = False
 
     def _table(self, db: Connection) -> None:
-        if not self._created:
-            self.database.create(db, TABLE[self.database.dialect])
-            self._created = True
+        if self._created:
+            return
+        dialect = self.database.dialect
+        with self.database.exclusive(db, "create tables"):
+            columns = {row[0] for row in db.execute(COLUMNS[dialect]).fetchall()}
+            if columns and "owner" not in columns:
+                db.execute("alter table debates rename to debates_before_owners")
+                db.execute(TABLE[dialect])
+                db.execute(self.database.sql(COPY_BEFORE_OWNERS), (LOCAL_USER.key,))
+            else:
+                db.execute(TABLE[dialect])
+        self._created = True
 
     async def save(
         self, record_id: str, owner: str, created_at: str, record: str
