@@ -142,8 +142,8 @@ def reference_servers() -> list[Path]:
 # sessions with waiting ones. The Inspector's screenshots go into docs/, which the
 # docs session requires unchanged while it runs: the two share a lane.
 LANES = {
-    "lane 1": ["lint", "drift", "tests", "image"],
-    "lane 2": ["interop", "reference", "identity", "docs", "inspector"],
+    "lane 1": ["lint", "drift", "tests", "identity", "image"],
+    "lane 2": ["interop", "reference", "docs", "inspector"],
 }
 # Then, on a quiet machine: the replica suite kills replicas at chosen moments and
 # reads which rounds HAProxy retried, and on a loaded one HAProxy also retries rounds
