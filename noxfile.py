@@ -156,10 +156,10 @@ ALONE = ["scale"]
 def check(session: nox.Session) -> None:
     """Every check: two lanes of sessions at once, then the replica suite alone.
 
-    Each lane (LANES) is a nox of its own, then ALONE's. Each line of output is prefixed with its session's
-    name; a lane goes on after a failed session, and `check` fails naming the lanes
-    that failed. Arguments after `--` go to each nox (`uvx nox -- -R` reuses the
-    sessions' venvs)."""
+    Each lane (LANES) is a nox of its own, then ALONE's. Each line of output is
+    prefixed with its session's name; a lane goes on after a failed session, and
+    `check` fails naming the lanes that failed. Arguments after `--` go to each nox
+    (`uvx nox -- -r` reuses the sessions' venvs)."""
     times = Path(session.create_tmp())
     for old in times.glob("*.json"):
         old.unlink()

@@ -16,7 +16,6 @@ answer one request at a time and hide all concurrency).
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import math
 import os
@@ -283,11 +282,9 @@ def session_flood(sessions: int = 10_000) -> tuple[float, float, float, bool]:
 
 
 async def main() -> None:
-    # As a server's start-up does (its cli.main): the servers loaded, then frozen.
-    for server in ("council.server", "summarizer.server"):
-        importlib.import_module(server)
-    gc.collect()
-    gc.freeze()
+    # As a server's start-up does: the servers loaded, then frozen.
+    importlib.import_module("council.server")
+    importlib.import_module("summarizer.server").freeze_start_up()
     parallel, calls = await council_seconds(max_concurrency=10)
     sequential, _ = await council_seconds(max_concurrency=1)
     text = "\n\n".join(

@@ -4,11 +4,11 @@ The project with every pattern runs its whole suite, on the minimum Python: here
 mypy and the tests that start the server as a process; its pages' commands, as a
 reader pastes them, run the in-process tests (its README's fast loop, in
 test_docs_commands.py). The machinery's tests (``tests/core``, the same in every
-project) run there and nowhere else in the default sessions. An empty project, with the docs' "Add a tool" example (docs/add-a-tool.md) copied in as a
-newcomer would, runs its own tests only: the example's, and those of the files it
-ships. Each pattern alone is a reference server (``nox -s reference``: its pattern's
-tests), and ``nox -s powerset`` checks every selection, whole suites
-(``check_powerset.py``).
+project) run there and nowhere else in the default sessions. An empty project, with
+the docs' "Add a tool" example (docs/add-a-tool.md) copied in as a newcomer would,
+runs its own tests only: the example's, and those of the files it ships. Each
+pattern alone is a reference server (``nox -s reference``: its pattern's tests), and
+``nox -s powerset`` checks every selection, whole suites (``check_powerset.py``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
@@ -31,7 +30,7 @@ from .core import (
     load_settings,
 )
 from .core._settings import env_name, flag_name, is_secret
-from .server import create_server, settings_classes
+from .server import create_server, freeze_start_up, settings_classes
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: {ConfigurationError.of(error)}", file=sys.stderr)
         return 2
-    # What start-up loaded (FastMCP, pydantic's schemas, the tools) lives as long as
-    # the process: frozen, the collector's full passes no longer walk it, and a modern
-    # call's rounds no longer wait on them.
-    gc.collect()
-    gc.freeze()
+    freeze_start_up()
     if server_settings.transport == "http":
         # Stateful sessions: the server sends sampling requests back on them.
         logger.info(

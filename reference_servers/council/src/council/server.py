@@ -12,6 +12,7 @@ variables as the `council` command, and report a bad one with its message.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable
 from types import ModuleType
@@ -101,7 +102,17 @@ def server_from_environment() -> FastMCP:
     """
     try:
         configure_tracing()
-        return create_server()
+        server = create_server()
     except ValueError as error:
         print(f"{NAME}: {ConfigurationError.of(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+    freeze_start_up()
+    return server
+
+
+def freeze_start_up() -> None:
+    """Before serving: what start-up loaded (FastMCP, pydantic's schemas, the tools)
+    lives as long as the process, so it is frozen, and the collector's full passes no
+    longer walk it (a modern call's rounds would wait on them)."""
+    gc.collect()
+    gc.freeze()

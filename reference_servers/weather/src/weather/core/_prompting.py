@@ -63,7 +63,7 @@ def neutralise(text: str) -> str:
 
 # Every round of a modern tool call fences its documents again (see _replay.py): the
 # last results are kept, up to 128 texts of at most 32,768 characters each (a
-# summary's chunks; a few MB at most).
+# summary's chunks), so at most 8 million characters, in and out.
 _RECENT_CHARS = 32_768
 
 

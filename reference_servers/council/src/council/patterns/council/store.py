@@ -72,12 +72,12 @@ class DebateStore:
         dialect = self.database.dialect
         with self.database.exclusive(db, "create tables"):
             columns = {row[0] for row in db.execute(COLUMNS[dialect]).fetchall()}
-            if columns and "owner" not in columns:
+            before_owners = bool(columns) and "owner" not in columns
+            if before_owners:
                 db.execute("alter table debates rename to debates_before_owners")
-                db.execute(TABLE[dialect])
+            db.execute(TABLE[dialect])
+            if before_owners:
                 db.execute(self.database.sql(COPY_BEFORE_OWNERS), (LOCAL_USER.key,))
-            else:
-                db.execute(TABLE[dialect])
         self._created = True
 
     async def save(
