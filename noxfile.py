@@ -136,46 +136,39 @@ def reference_servers() -> list[Path]:
     )
 
 
-# The sessions `check` runs: first the lanes, each lane in order, the lanes at the
-# same time. On two cores one session rarely keeps both busy (a server waiting on
-# its clients, a browser, an install on the network): each lane pairs CPU-heavy
-# sessions with waiting ones. The Inspector's screenshots go into docs/, which the
-# docs session requires unchanged while it runs: the two share a lane.
+# The sessions `check` runs: the lanes at the same time, each lane in order. On two
+# cores one session rarely keeps both busy (a server waiting on its clients, a browser,
+# an install on the network): each lane pairs CPU-heavy sessions with waiting ones. The
+# Inspector's screenshots go into docs/, which the docs session requires unchanged
+# while it runs: the two share a lane.
 LANES = {
     "lane 1": ["lint", "drift", "tests", "identity", "image"],
-    "lane 2": ["interop", "reference", "docs", "inspector"],
+    "lane 2": ["interop", "reference", "docs", "inspector", "scale"],
 }
-# Then, on a quiet machine: the replica suite kills replicas at chosen moments and
-# reads which rounds HAProxy retried, and on a loaded one HAProxy also retries rounds
-# that were only slow.
-ALONE = ["scale"]
 
 
 @nox.session(venv_backend="none")
 @timed
 def check(session: nox.Session) -> None:
-    """Every check: two lanes of sessions at once, then the replica suite alone.
+    """Every check: two lanes of sessions at once.
 
-    Each lane (LANES) is a nox of its own, then ALONE's. Each line of output is
-    prefixed with its session's name; a lane goes on after a failed session, and
-    `check` fails naming the lanes that failed. Arguments after `--` go to each nox
-    (`uvx nox -- -r` reuses the sessions' venvs)."""
+    Each lane (LANES) is a nox of its own. Each line of output is prefixed with its
+    session's name; a lane goes on after a failed session, and `check` fails naming
+    the lanes that failed. Arguments after `--` go to each nox (`uvx nox -- -r`
+    reuses the sessions' venvs)."""
     times = Path(session.create_tmp())
     for old in times.glob("*.json"):
         old.unlink()
 
-    def nox_runs(stage: dict[str, list[str]]) -> list[str]:
-        return side_by_side(
-            session,
-            {
-                name: [[sys.executable, "-m", "nox", "-f", __file__, "-s", *sessions,
-                        *session.posargs]]
-                for name, sessions in stage.items()
-            },
-            env={name: {TIMES_FILE: str(times / f"{name}.json")} for name in stage},
-        )  # fmt: skip
-
-    failures = nox_runs(LANES) + nox_runs({"alone": ALONE})
+    failures = side_by_side(
+        session,
+        {
+            lane: [[sys.executable, "-m", "nox", "-f", __file__, "-s", *sessions,
+                    *session.posargs]]
+            for lane, sessions in LANES.items()
+        },
+        env={lane: {TIMES_FILE: str(times / f"{lane}.json")} for lane in LANES},
+    )  # fmt: skip
     for stage in sorted(times.glob("*.json")):
         SESSION_SECONDS.update(json.loads(stage.read_text()))
     if failures:

@@ -2,6 +2,11 @@
 //
 //   node client-v1.mjs --transport stdio --command "summarizer" --profile tools summarize
 //   node client-v2.mjs --transport http --url http://127.0.0.1:8000/mcp --era modern --profile text summarize
+//   node client-v2.mjs --batch < runs.jsonl
+//
+// With --batch each line of standard input is one run's arguments (a JSON array of the
+// strings above), run in order in this one process: a Node start and the SDK's import
+// paid once for all of a server's runs, not once per run.
 //
 // --era legacy (default) connects with `initialize` (2025-11-25): the server pushes
 // sampling/createMessage while the tool call is open. --era modern pins 2026-07-28 (SDK v2
@@ -33,8 +38,9 @@ const CAPABILITIES = {
 };
 export const MODERN = '2026-07-28';
 
-export function parseCli() {
+export function parseCli(args = process.argv.slice(2)) {
   const { values, positionals } = parseArgs({
+    args,
     options: {
       transport: { type: 'string', default: 'stdio' },
       url: { type: 'string' },
@@ -253,15 +259,25 @@ function tapTraffic(transport, out) {
 }
 
 /**
- * Runs one scenario with an SDK adapter:
+ * Runs the command line's scenario with an SDK adapter, or with --batch each run that
+ * standard input lists; prints one JSON line per run. The adapter:
  *   { name, eras, makeClient(capabilities, era), onSampling(client, handler),
  *     callTool(client, params, options), stdio(command, args, env), http(url) }
  */
 export async function main(sdk) {
+  if (process.argv[2] !== '--batch') {
+    await runOnce(sdk, process.argv.slice(2));
+    return;
+  }
+  const lines = readFileSync(0, 'utf8').split('\n').filter((line) => line.trim());
+  for (const line of lines) await runOnce(sdk, JSON.parse(line));
+}
+
+async function runOnce(sdk, argv) {
   const out = { client: sdk.name };
   let client;
   try {
-    const cli = parseCli();
+    const cli = parseCli(argv);
     if (!sdk.eras.includes(cli.era)) throw new Error(`${sdk.name} does not speak the ${cli.era} era`);
     const scenario = loadScenario(cli.scenario);
     Object.assign(out, { scenario: cli.scenario, era: cli.era, profile: cli.profile, transport: cli.transport });

@@ -8,7 +8,7 @@ prepares it outside the checkout). Each reference server runs its scenario from
 tools, with text-only sampling, and without sampling: SDK v1 on the legacy era
 (2025-11-25) only, SDK v2 on the legacy era and pinned to the modern one (2026-07-28,
 sampling by MRTR). Servers run side by side (`harness.each_server_at_once`), each
-server's runs in order. A run passes when `checks.check` finds nothing wrong: the result,
+server's runs in order, each client's in one Node process (`--batch`). A run passes when `checks.check` finds nothing wrong: the result,
 the requests, each answer applied to the request it answers, and on the modern era the
 tools/call rounds. A scenario with `cancel_after` also runs, on the legacy era, with the
 client cancelling the tool call while that many sampling requests are open: the server
@@ -22,6 +22,7 @@ import functools
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +38,8 @@ from harness import (
 HERE = Path(__file__).resolve().parent
 CLIENTS = {"v1": ["legacy"], "v2": ["legacy", "modern"]}
 PROFILES = ["tools", "text", "none"]
+RUN_SECONDS = 180
+"""How long one run may take; a batch of N runs is given N times as long."""
 
 
 def cancellation_problems(out: dict, client: str, open_requests: int) -> list[str]:
@@ -70,63 +73,86 @@ def cases(script: dict, era: str) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def run(arguments: list[str], env: dict[str, str]) -> dict:
-    try:
-        done = subprocess.run(
-            ["node", *arguments],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=180,
+def run_batch(client_script: Path, runs: list[list[str]], env: dict[str, str]):
+    """Each run's output (the client's JSON line) as it ends, all runs in one Node
+    process (`--batch`); a run with no output, as a dict holding its `error`."""
+    with subprocess.Popen(
+        ["node", str(client_script), "--batch"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as node:
+        # Every run is a line of input; the client reads them all before the first run.
+        node.stdin.write("".join(json.dumps(arguments) + "\n" for arguments in runs))
+        node.stdin.close()
+        stderr: list[str] = []
+        reader = threading.Thread(
+            target=lambda: stderr.extend(node.stderr), daemon=True
         )
-    except subprocess.TimeoutExpired:
-        return {"error": "no result within 180 s"}
-    try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError:
-        return {"error": f"no result; stderr: {done.stderr[-800:]}"}
+        reader.start()
+        watchdog = threading.Timer(RUN_SECONDS * len(runs), node.kill)
+        watchdog.start()
+        try:
+            for _arguments in runs:
+                line = node.stdout.readline()
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    yield {"error": f"no result; stderr: {''.join(stderr)[-800:]}"}
+        finally:
+            watchdog.cancel()
+            node.kill()
 
 
 def check_server(
     scenario: Path, node_dir: Path, env: dict[str, str]
 ) -> list[tuple[str, bool]]:
-    """Every run of one reference server's scenario, in order: each run's client and
-    era ("v2 modern"), and whether it failed."""
+    """Every run of one reference server's scenario, in order, each client's runs in
+    one Node process: each run's client and era ("v2 modern"), and whether it
+    failed."""
     server, script = scenario.stem, json.loads(scenario.read_text())
     outcomes = []
     with serving_http([server, "--transport", "http"], env) as url:
         targets = {"stdio": ["--command", server], "http": ["--url", url]}
-        runs_here = [
-            (client, era, transport, target, label, options)
-            for client, eras in CLIENTS.items()
-            for transport, target in targets.items()
-            for era in eras
-            for label, options in cases(script, era)
-        ]
-        for client, era, transport, target, label, options in runs_here:
-            client_script = str(node_dir / f"client-{client}.mjs")
-            arguments = [client_script, "--transport", transport, *target]
-            arguments += ["--era", era, *options, str(scenario)]
-            out = run(arguments, env)
-            problems = (
-                cancellation_problems(out, client, script["cancel_after"])
-                if label == "cancel"
-                else check(out, script, label, era)
+        for client, eras in CLIENTS.items():
+            runs_here = [
+                (era, transport, label, [
+                    "--transport", transport, *target, "--era", era, *options,
+                    str(scenario),
+                ])
+                for transport, target in targets.items()
+                for era in eras
+                for label, options in cases(script, era)
+            ]  # fmt: skip
+            outputs = run_batch(
+                node_dir / f"client-{client}.mjs",
+                [arguments for *_, arguments in runs_here],
+                env,
             )
-            summary = (
-                f"{out.get('cancelled')} of {len(out.get('requests', []))} cancelled"
-                if label == "cancel"
-                else rounds_summary(out)
-            )
-            print(
-                f"{'ok  ' if not problems else 'FAIL'} {client} {era:6} "
-                f"{transport:5} {label:6} {server:14} "
-                f"{out.get('call_ms', 0):5} ms  {summary:32} "
-                f"{'; '.join(problems)}",
-                flush=True,
-            )
-            outcomes.append((f"{client} {era}", bool(problems)))
+            for (era, transport, label, _arguments), out in zip(
+                runs_here, outputs, strict=True
+            ):
+                problems = (
+                    cancellation_problems(out, client, script["cancel_after"])
+                    if label == "cancel"
+                    else check(out, script, label, era)
+                )
+                summary = (
+                    f"{out.get('cancelled')} of {len(out.get('requests', []))} "
+                    "cancelled"
+                    if label == "cancel"
+                    else rounds_summary(out)
+                )
+                print(
+                    f"{'ok  ' if not problems else 'FAIL'} {client} {era:6} "
+                    f"{transport:5} {label:6} {server:14} "
+                    f"{out.get('call_ms', 0):5} ms  {summary:32} "
+                    f"{'; '.join(problems)}",
+                    flush=True,
+                )
+                outcomes.append((f"{client} {era}", bool(problems)))
     return outcomes
 
 

@@ -160,9 +160,11 @@ class Deployment:
             by_client.setdefault(client, []).append(replica)
         return by_client
 
-    def retried(self, client: str) -> list[str]:
-        """The replicas that answered the client's requests HAProxy had to retry."""
-        return [r for c, r, retries in self._requests() if c == client and retries]
+    def last_request(self, client: str) -> tuple[str, int]:
+        """The replica that answered the client's last request, and how many times
+        HAProxy retried that request. (Any earlier request may also have been retried:
+        one sent on a kept-alive connection the replica was closing comes back empty.)"""
+        return [(r, retries) for c, r, retries in self._requests() if c == client][-1]
 
     def _requests(self) -> Iterator[tuple[str, str, int]]:
         lines = self.haproxy_log.read_text().splitlines() if self.haproxy_log else []

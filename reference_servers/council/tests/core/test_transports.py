@@ -75,7 +75,6 @@ def initialize(url: str, **headers: str) -> httpx.Response:
     )
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def ping(url: str, session_id: str) -> httpx.Response:
     return httpx.post(
         url,

@@ -290,8 +290,10 @@ if DEPLOYMENT == "replicas":  # killing the only replica would end every debate
                 break
         assert fired.is_set(), "no debate's last round reached r1"
         assert not leaks(llm, debate_)
-        assert served.retried(llm.name) != []  # HAProxy retried the lost round
-        assert "r1" not in served.retried(llm.name)
+        # The debate's last round, the lost one: HAProxy retried it on another replica.
+        replica, retries = served.last_request(llm.name)
+        assert retries > 0
+        assert replica != "r1"
         async with Client(served.live()[0].url, mode=ERAS["legacy"]) as reader:
             stored = json.loads(
                 (await reader.read_resource(f"council://debates/{debate_['id']}"))[
