@@ -17,10 +17,12 @@ all-pattern project (``nox -s tests``); ``machinery=False`` leaves them out, and
 the project's own: its patterns' tests and those of the files it ships (``server.json``,
 ``manifest.json``, ...), which differ from one selection of patterns to another.
 
-mypy's cache and the bytecode are shared by every project this process checks (mypy
-knows a file by its hash, so another project's copy of FastMCP or pydantic is no
-stranger to it; the standard library's bytecode is the same for all); they live in a
-scratch folder removed at exit.
+mypy's cache is shared by every project checked (mypy knows a file by its hash, so
+another project's copy of FastMCP or pydantic is no stranger to it): the folder
+``MYPY_CACHE_DIR`` names (the nox sessions name one under ``.nox/``), one mypy at a
+time across processes (``one_mypy_at_a_time``), or else a scratch folder of this
+process. The bytecode is shared by the projects this process checks (the standard
+library's is the same for all), in a scratch folder removed at exit.
 
 Command line: ``python tests/project_check.py [--in-process] [--no-machinery]
 PROJECT_DIR [...]``; ``--in-process`` leaves out the tests marked ``process`` (those
@@ -31,13 +33,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,8 +116,7 @@ def check_project(
                 raise ProjectCheckError(
                     f"{project}: {command[0]} is not installed by the dev group"
                 )
-            # One mypy at a time: they share a cache, which mypy does not lock.
-            with _MYPY_RUNNING if step == "mypy" else contextlib.nullcontext():
+            with one_mypy_at_a_time() if step == "mypy" else contextlib.nullcontext():
                 _run(step, [executable, *command[1:]], cwd=project, env=env)
 
     new_paths = sorted(_all_paths(project) - files_before)
@@ -123,7 +125,22 @@ def check_project(
         raise ProjectCheckError(f"checking {project} left files behind:\n  {listing}")
 
 
-_MYPY_RUNNING = threading.Lock()
+def mypy_cache() -> Path:
+    """The mypy cache every project check uses (see the module's docstring)."""
+    named = os.environ.get("MYPY_CACHE_DIR")
+    return Path(named) if named else _shared_scratch() / "mypy"
+
+
+@contextlib.contextmanager
+def one_mypy_at_a_time() -> Iterator[None]:
+    """Hold the shared mypy cache: mypy keeps it in SQLite and expects no second run
+    on it. A lock on a file, so that it holds across processes (pytest's workers, the
+    nox sessions) and across the threads of one."""
+    cache = mypy_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
@@ -140,7 +157,7 @@ def _isolated_env(venv: Path, bin_dir: Path, scratch: Path) -> dict[str, str]:
     env["PYTHONPYCACHEPREFIX"] = str(_shared_scratch() / "pycache")
     env["RUFF_NO_CACHE"] = "true"
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(scratch / "hypothesis")
-    env["MYPY_CACHE_DIR"] = str(_shared_scratch() / "mypy")
+    env["MYPY_CACHE_DIR"] = str(mypy_cache())
     return env
 
 
