@@ -73,9 +73,15 @@ class InspectorFailed(Exception):
 
 
 def main(node_folder: Path, shots: Path) -> int:
+    # The project (with the venv its `uv run` makes) and the Inspector's storage.
+    with tempfile.TemporaryDirectory(prefix="inspector-") as scratch:
+        return drive(Path(scratch), node_folder, shots)
+
+
+def drive(scratch: Path, node_folder: Path, shots: Path) -> int:
     started = time.monotonic()
     shots.mkdir(parents=True, exist_ok=True)
-    project = Path(tempfile.mkdtemp(prefix="inspector-")) / "inspect-demo"
+    project = scratch / "inspect-demo"
     answers = {"project_name": "inspect-demo", "examples": ["summarizer"]}
     render(project, {**SAMPLE_ANSWERS, **answers})
     # The first `uv run` makes the project's environment, which may take longer than
@@ -92,7 +98,12 @@ def main(node_folder: Path, shots: Path) -> int:
             )
             for era, (command, version) in ERAS.items():
                 began = time.monotonic()
-                with Inspector(doc_command(project, command), node_folder) as url:
+                storage = scratch / f"storage-{era}"
+                storage.mkdir()
+                inspector = Inspector(
+                    doc_command(project, command), node_folder, storage
+                )
+                with inspector as url:
                     context = browser.new_context(
                         viewport={"width": 1280, "height": 900}
                     )
@@ -114,7 +125,7 @@ class Inspector:
     """The documented command, run as written by bash in a process group of its own;
     entering it gives the URL the Inspector prints (with its API token)."""
 
-    def __init__(self, command: str, node_folder: Path) -> None:
+    def __init__(self, command: str, node_folder: Path, storage: Path) -> None:
         self.command = command
         self.node_folder = node_folder
         with socket.socket() as probe:
@@ -130,7 +141,7 @@ class Inspector:
             "MCP_SANDBOX_PORT": "0",
             "MCP_AUTO_OPEN_ENABLED": "false",
             "MCP_INSPECTOR_SECRET_STORE": "memory",
-            "MCP_STORAGE_DIR": tempfile.mkdtemp(prefix="inspector-storage-"),
+            "MCP_STORAGE_DIR": str(storage),
             "NO_COLOR": "1",
             "npm_config_update_notifier": "false",
         }
