@@ -222,7 +222,8 @@ def image(session: nox.Session) -> None:
     that run as root or have a wrong entry point must fail. Prints the build time and
     the image's size. Needs podman, runc and mmdebstrap (Debian's; `.ci/run` installs
     them); the stand-ins for the registry's base images are made once and kept in
-    podman's storage (tests/image/engine.py).
+    podman's storage (tests/image/engine.py), and so are the image's layers, for the
+    next build (tests/image/check_image.py).
     """
     session.install(COPIER, "pyyaml>=6")
     session.run("python", "tests/image/check_image.py", env=BYTECODE)

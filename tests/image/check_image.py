@@ -19,8 +19,9 @@ loopback only, and must pass, in order:
 Controls, each an image derived from the built one (no second build), must fail the
 check that guards against them: one running as root, one with a wrong ENTRYPOINT; and
 the smoke check must fail, in one line, with a wrong token. Every container, volume
-and image made here is removed at the end, on failure too; scratch files go to a
-temporary folder outside the checkout. Each failure is one line; the exit status is 1.
+and image made here is removed at the end, on failure too, but the image built and its
+build stage, kept as a build cache (`KEPT`); scratch files go to a temporary folder
+outside the checkout. Each failure is one line; the exit status is 1.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ STOP_WITHIN = 10.0
 SKELETON = {".bashrc", ".bash_logout", ".profile"}
 # What the build mounts into each step here (engine.py says why); never in the image.
 UV_CONFIG = "native-tls = true\n"
+KEPT = f"localhost/image-check-{SAMPLE_ANSWERS['project_name']}"
+"""The built image (`:latest`) and its build stage (`:build`) stay in podman's storage
+under these tags, so that the next build reuses their layers as a CI cache would: all
+of them for the same project, the dependencies' layer while pyproject.toml and uv.lock
+are the same (the Dockerfile copies them first, as docs/deployment.md says). What the
+tags held before is removed."""
 
 
 class CheckFailed(Exception):
@@ -110,22 +117,30 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
     uv_config = scratch / "uv-config"
     uv_config.mkdir()
     (uv_config / "uv.toml").write_text(UV_CONFIG)
-    tag = (
-        f"localhost/image-check-{SAMPLE_ANSWERS['project_name']}:{secrets.token_hex(4)}"
-    )
-    cleanup.callback(remove_image, tag)
+    tag, stage = f"{KEPT}:latest", f"{KEPT}:build"
+    before = {image_id(tag), image_id(stage)}
+    flags = [
+        "--isolation=chroot", "--pull=never", "--network=host",
+        # HEALTHCHECK is a Docker image field: the OCI format would drop it.
+        "--format=docker",
+        "--volume=/etc/ssl/certs:/etc/ssl/certs:ro", f"--volume={uv_config}:/etc/uv:ro",
+    ]  # fmt: skip
     built = time.monotonic()
     podman(
-        "build", "--isolation=chroot", "--pull=never", "--network=host",
-        # HEALTHCHECK is a Docker image field: the OCI format would drop it.
-        "--format=docker", "--layers=false",
-        "--volume=/etc/ssl/certs:/etc/ssl/certs:ro", f"--volume={uv_config}:/etc/uv:ro",
-        f"--tag={tag}", str(project),
-        timeout=900,
-    )  # fmt: skip
+        "build", *flags, "--target=build", f"--tag={stage}", str(project), timeout=900
+    )
+    steps = podman("build", *flags, f"--tag={tag}", str(project), timeout=900).stdout
     seconds = time.monotonic() - built
+    # What the tags held before is garbage now, with the layers only it used.
+    for old in before - {image_id(tag), image_id(stage), None}:
+        podman("rmi", old, check=False)
+    cached = steps.count("--> Using cache")
+    run = len(re.findall(r"^(?:\[\d+/\d+\] )?STEP ", steps, re.MULTILINE))
     size = int(podman("image", "inspect", "--format={{.Size}}", tag).stdout)
-    print(f"image: built {tag} in {seconds:.1f} s; {size / 1e6:.0f} MB")
+    print(
+        f"image: built {tag} in {seconds:.1f} s ({cached} of {run} steps from the "
+        f"cache); {size / 1e6:.0f} MB"
+    )
     labels = json.loads(
         podman("image", "inspect", "--format={{json .Labels}}", tag).stdout
     )
@@ -354,6 +369,11 @@ def logs(name: str) -> str:
 
 def remove_image(tag: str) -> None:
     podman("rmi", "--force", tag, check=False)
+
+
+def image_id(tag: str) -> str | None:
+    found = podman("image", "inspect", "--format={{.Id}}", tag, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
 def free_port() -> int:
