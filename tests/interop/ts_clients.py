@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from checks import check, rounds_summary
@@ -73,7 +74,9 @@ def cases(script: dict, era: str) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def run_batch(client_script: Path, runs: list[list[str]], env: dict[str, str]):
+def run_batch(
+    client_script: Path, runs: list[list[str]], env: dict[str, str]
+) -> Iterator[dict]:
     """Each run's output (the client's JSON line) as it ends, all runs in one Node
     process (`--batch`); a run with no output, as a dict holding its `error`."""
     with subprocess.Popen(
