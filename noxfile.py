@@ -173,8 +173,8 @@ def check(session: nox.Session) -> None:
         },
         env={lane: {TIMES_FILE: str(times / f"{lane}.json")} for lane in LANES},
     )  # fmt: skip
-    for stage in sorted(times.glob("*.json")):
-        SESSION_SECONDS.update(json.loads(stage.read_text()))
+    for lane_times in sorted(times.glob("*.json")):
+        SESSION_SECONDS.update(json.loads(lane_times.read_text()))
     if failures:
         session.error(f"failed: {', '.join(failures)}")
 

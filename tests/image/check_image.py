@@ -66,10 +66,11 @@ SKELETON = {".bashrc", ".bash_logout", ".profile"}
 UV_CONFIG = "native-tls = true\n"
 KEPT = f"localhost/image-check-{SAMPLE_ANSWERS['project_name']}"
 """The built image (`:latest`) and its build stage (`:build`) stay in podman's storage
-under these tags, so that the next build reuses their layers as a CI cache would: all
-of them for the same project, the dependencies' layer while pyproject.toml and uv.lock
-are the same (the Dockerfile copies them first, as docs/deployment.md says). What the
-tags held before is removed."""
+under these tags, so that the next build reuses their layers as a CI cache would: the
+dependencies' layer while pyproject.toml and uv.lock are the same (the Dockerfile
+copies them first, as docs/deployment.md says). The steps after it run again: the
+README holds the project's path, a new scratch folder each run. What the tags held
+before is removed."""
 
 
 class CheckFailed(Exception):
@@ -126,20 +127,22 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
         "--volume=/etc/ssl/certs:/etc/ssl/certs:ro", f"--volume={uv_config}:/etc/uv:ro",
     ]  # fmt: skip
     built = time.monotonic()
-    podman(
+    # The build stage first, under its own tag; the whole build then takes that stage
+    # from it, so only this first output tells what the last run's layers served.
+    stage_output = podman(
         "build", *flags, "--target=build", f"--tag={stage}", str(project), timeout=900
-    )
-    steps = podman("build", *flags, f"--tag={tag}", str(project), timeout=900).stdout
+    ).stdout
+    podman("build", *flags, f"--tag={tag}", str(project), timeout=900)
     seconds = time.monotonic() - built
     # What the tags held before is garbage now, with the layers only it used.
     for old in before - {image_id(tag), image_id(stage), None}:
         podman("rmi", old, check=False)
-    cached = steps.count("--> Using cache")
-    run = len(re.findall(r"^(?:\[\d+/\d+\] )?STEP ", steps, re.MULTILINE))
+    cached = stage_output.count("--> Using cache")
+    steps = len(re.findall(r"^(?:\[\d+/\d+\] )?STEP ", stage_output, re.MULTILINE))
     size = int(podman("image", "inspect", "--format={{.Size}}", tag).stdout)
     print(
-        f"image: built {tag} in {seconds:.1f} s ({cached} of {run} steps from the "
-        f"cache); {size / 1e6:.0f} MB"
+        f"image: built {tag} in {seconds:.1f} s (build stage: {cached} of {steps} "
+        f"steps from the cache); {size / 1e6:.0f} MB"
     )
     labels = json.loads(
         podman("image", "inspect", "--format={{json .Labels}}", tag).stdout

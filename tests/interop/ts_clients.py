@@ -8,12 +8,13 @@ prepares it outside the checkout). Each reference server runs its scenario from
 tools, with text-only sampling, and without sampling: SDK v1 on the legacy era
 (2025-11-25) only, SDK v2 on the legacy era and pinned to the modern one (2026-07-28,
 sampling by MRTR). Servers run side by side (`harness.each_server_at_once`), each
-server's runs in order, each client's in one Node process (`--batch`). A run passes when `checks.check` finds nothing wrong: the result,
-the requests, each answer applied to the request it answers, and on the modern era the
-tools/call rounds. A scenario with `cancel_after` also runs, on the legacy era, with the
-client cancelling the tool call while that many sampling requests are open: the server
-must then cancel each of them (`notifications/cancelled`). On the modern era nothing is
-open on the server between rounds, so there is nothing to cancel.
+server's runs in order, each client's in one Node process (`--batch`). A run passes
+when `checks.check` finds nothing wrong: the result, the requests, each answer applied
+to the request it answers, and on the modern era the tools/call rounds. A scenario
+with `cancel_after` also runs, on the legacy era, with the client cancelling the tool
+call while that many sampling requests are open: the server must then cancel each of
+them (`notifications/cancelled`). On the modern era nothing is open on the server
+between rounds, so there is nothing to cancel.
 """
 
 from __future__ import annotations
