@@ -223,10 +223,13 @@ def image(session: nox.Session) -> None:
     the image's size. Needs podman, runc and mmdebstrap (Debian's; `.ci/run` installs
     them); the stand-ins for the registry's base images are made once and kept in
     podman's storage (tests/image/engine.py), and so are the image's layers, for the
-    next build (tests/image/check_image.py).
+    next build of the project, rendered in this session's folder each run
+    (tests/image/check_image.py).
     """
     session.install(COPIER, "pyyaml>=6")
-    session.run("python", "tests/image/check_image.py", env=BYTECODE)
+    session.run(
+        "python", "tests/image/check_image.py", session.create_tmp(), env=BYTECODE
+    )
 
 
 @nox.session(default=False)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from unittest import mock
 
 import copier
 import yaml
+from copier import _main as copier_internals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,16 +41,41 @@ def render(
     template must never need ``--trust``, so a task or extension sneaking into
     copier.yml fails every test.
     """
-    copier.run_copy(
-        str(template),
-        str(destination),
-        data=dict(data),
-        vcs_ref=vcs_ref,
-        defaults=True,
-        overwrite=True,
-        quiet=True,
-        unsafe=False,
-    )
+    with _file_mode_read_once(destination):
+        copier.run_copy(
+            str(template),
+            str(destination),
+            data=dict(data),
+            vcs_ref=vcs_ref,
+            defaults=True,
+            overwrite=True,
+            quiet=True,
+            unsafe=False,
+        )
+
+
+@contextlib.contextmanager
+def _file_mode_read_once(destination: Path) -> Iterator[None]:
+    """copier (since copier-org/copier#2605) runs `git config core.fileMode` in the
+    destination after each file it renders: where git keeps file modes in the index
+    only (`false`), it mends the executable bit there. The setting cannot change
+    during a render, and the processes are a fifth of a render's time: it is read once
+    here, and copier's per-file step is left out where it would do nothing."""
+    step = "_sync_git_index_executable_bit"
+    destination = Path(destination).absolute()
+    existing = next(p for p in [destination, *destination.parents] if p.is_dir())
+    file_mode = subprocess.run(
+        ["git", "config", "--type=bool", "--get", "core.fileMode"],
+        cwd=existing,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if file_mode == "false" or not hasattr(copier_internals.Worker, step):
+        yield
+        return
+    with mock.patch.object(copier_internals.Worker, step, return_value=None):
+        yield
 
 
 def question_choices(question: str, template: Path = REPO_ROOT) -> list[str]:

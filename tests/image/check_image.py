@@ -20,8 +20,10 @@ Controls, each an image derived from the built one (no second build), must fail 
 check that guards against them: one running as root, one with a wrong ENTRYPOINT; and
 the smoke check must fail, in one line, with a wrong token. Every container, volume
 and image made here is removed at the end, on failure too, but the image built and its
-build stage, kept as a build cache (`KEPT`); scratch files go to a temporary folder
-outside the checkout. Each failure is one line; the exit status is 1.
+build stage, kept as a build cache (`KEPT`). The project is rendered in the folder
+given (`python tests/image/check_image.py FOLDER`; the nox session's own), the same
+each run, and scratch files go to a temporary folder outside the checkout. Each
+failure is one line; the exit status is 1.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,24 +71,29 @@ KEPT = f"localhost/image-check-{SAMPLE_ANSWERS['project_name']}"
 """The built image (`:latest`) and its build stage (`:build`) stay in podman's storage
 under these tags, so that the next build reuses their layers as a CI cache would: the
 dependencies' layer while pyproject.toml and uv.lock are the same (the Dockerfile
-copies them first, as docs/deployment.md says). The steps after it run again: the
-README holds the project's path, a new scratch folder each run. What the tags held
-before is removed."""
+copies them first, as docs/deployment.md says), and every layer while the project is
+the same: it is rendered at the same path each run, which its README holds. What the
+tags held before is removed."""
+
+
+# A build step that makes a layer: every step but FROM, which names a base image.
+LAYER_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (?!FROM )", re.MULTILINE)
 
 
 class CheckFailed(Exception):
     """A check failed; the message says what, in one line."""
 
 
-def main() -> int:
+def main(folder: Path) -> int:
     started = time.monotonic()
-    with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
-        scratch = Path(folder)
+    project = folder / "project"
+    with ExitStack() as cleanup, tempfile.TemporaryDirectory() as scratch_folder:
+        scratch = Path(scratch_folder)
         try:
-            image = build(scratch, cleanup)
-            for line in check_container(image, scratch, cleanup, smoke_controls=True):
+            image = build(project, scratch)
+            for line in check_container(image, project, cleanup, smoke_controls=True):
                 print(f"  ok  {line}")
-            run_controls(image, scratch, cleanup)
+            run_controls(image, project, scratch, cleanup)
         except (CheckFailed, PodmanError) as failure:
             print(f"image: FAILED: {failure}", file=sys.stderr)
             return 1
@@ -98,12 +106,13 @@ def main() -> int:
     return 0
 
 
-def build(scratch: Path, cleanup: ExitStack) -> str:
-    """Render and lock the all-pattern project, build its image; the image's tag."""
+def build(project: Path, scratch: Path) -> str:
+    """Render the all-pattern project in `project` and lock it, build its image; the
+    image's tag."""
     unknown = set(example_choices()) - set(PATTERN_TOOLS)
     if unknown:
         raise CheckFailed(f"no tool named for pattern(s) {sorted(unknown)}: add them")
-    project = scratch / "project"
+    shutil.rmtree(project, ignore_errors=True)
     answers = {**SAMPLE_ANSWERS, "description": DESCRIPTION}
     render(project, {**answers, "examples": example_choices()})
     for line in ensure_stand_ins(project / "Dockerfile", scratch):
@@ -138,7 +147,7 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
     for old in before - {image_id(tag), image_id(stage), None}:
         podman("rmi", old, check=False)
     cached = stage_output.count("--> Using cache")
-    steps = len(re.findall(r"^(?:\[\d+/\d+\] )?STEP ", stage_output, re.MULTILINE))
+    steps = len(LAYER_STEP.findall(stage_output))
     size = int(podman("image", "inspect", "--format={{.Size}}", tag).stdout)
     print(
         f"image: built {tag} in {seconds:.1f} s (build stage: {cached} of {steps} "
@@ -156,7 +165,7 @@ def build(scratch: Path, cleanup: ExitStack) -> str:
 
 
 def check_container(
-    image: str, scratch: Path, cleanup: ExitStack, *, smoke_controls: bool = False
+    image: str, project: Path, cleanup: ExitStack, *, smoke_controls: bool = False
 ) -> Iterator[str]:
     """Run `image` as a deployment would and check it (the module's 1-7); yields a
     line per check passed, raises CheckFailed at the first that fails."""
@@ -223,12 +232,12 @@ def check_container(
 
     # 5. The project's smoke check, as operators run it.
     expect = [f"--expect={tool}" for tool in PATTERN_TOOLS.values()]
-    checked = smoke_check(scratch, base, token, *expect)
+    checked = smoke_check(project, base, token, *expect)
     if checked.returncode != 0:
         raise CheckFailed(f"scripts/smoke_check.py: {last_line(checked.stderr)}")
     yield f"scripts/smoke_check.py: {checked.stdout.strip()}"
     if smoke_controls:
-        wrong = smoke_check(scratch, base, "not-the-token")
+        wrong = smoke_check(project, base, "not-the-token")
         expected = "smoke check FAILED: initialize: HTTP 401: is the token right?"
         if (wrong.returncode, wrong.stderr.strip()) != (1, expected):
             raise CheckFailed(
@@ -263,7 +272,7 @@ def check_container(
     yield f"SIGTERM: a graceful shutdown, exit status 0, in {took:.1f} s"
 
 
-def run_controls(image: str, scratch: Path, cleanup: ExitStack) -> None:
+def run_controls(image: str, project: Path, scratch: Path, cleanup: ExitStack) -> None:
     """Broken images derived from `image`: each must fail its check, in one line."""
     controls = {
         "runs as root": ("USER 0", "the server runs as root"),
@@ -283,7 +292,7 @@ def run_controls(image: str, scratch: Path, cleanup: ExitStack) -> None:
             "--format=docker", f"--tag={tag}", str(context),
         )  # fmt: skip
         try:
-            for _ in check_container(tag, scratch, cleanup):
+            for _ in check_container(tag, project, cleanup):
                 pass
         except CheckFailed as failure:
             if not str(failure).startswith(expected):
@@ -340,10 +349,10 @@ def request(
 
 
 def smoke_check(
-    scratch: Path, base: str, token: str, *args: str
+    project: Path, base: str, token: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """The generated project's scripts/smoke_check.py against `base`."""
-    script = scratch / "project" / "scripts" / "smoke_check.py"
+    script = project / "scripts" / "smoke_check.py"
     return subprocess.run(
         [sys.executable, str(script), base, *args],
         env={**os.environ, "MCP_HTTP_TOKEN": token},
@@ -386,4 +395,6 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} FOLDER (where the project is rendered)")
+    sys.exit(main(Path(sys.argv[1]).resolve()))
