@@ -179,8 +179,8 @@ def reference_servers() -> list[Path]:
 # Inspector's screenshots go into docs/, which the docs session requires unchanged
 # while it runs: the two share a lane.
 LANES = {
-    "lane 1": ["lint", "drift", "tests", "image", "scale"],
-    "lane 2": ["interop", "reference", "docs", "inspector", "identity"],
+    "lane 1": ["lint", "drift", "tests", "scale"],
+    "lane 2": ["interop", "reference", "docs", "inspector", "identity", "image"],
 }
 
 
