@@ -234,11 +234,14 @@ def tests(session: nox.Session) -> None:
     """The template's tests (generation smoke matrix, answers, update, drift logic).
 
     One test file per worker at a time (their module-scoped projects are rendered
-    once): the all-pattern project's check runs beside the other files.
+    once), in the order tests/conftest.py gives them, not xdist's (the files with
+    the most tests first): the two that check whole projects start at once, one on
+    each worker, and the other files fill the workers beside them.
     """
     session.install(*TEST_REQUIREMENTS)
     session.run(
-        *PYTEST, "-n", "auto", "--dist", "loadfile", "tests", *session.posargs,
+        *PYTEST, "-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder",
+        "tests", *session.posargs,
         env={**BYTECODE, **MYPY_CACHE},
     )  # fmt: skip
 

@@ -20,11 +20,16 @@ GIT_ENV = {
 }
 
 
+# The files that check whole generated projects, longest first: a minute or more each.
+LONGEST_FIRST = ["test_generation.py", "test_docs_commands.py"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The generated projects' whole checks take longest: first, so that under xdist
-    # (`nox -s tests`: a test file per worker at a time) the other files fill the other
-    # workers meanwhile, instead of leaving them idle at the end.
-    items.sort(key=lambda item: item.path.name != "test_generation.py")
+    # First, one on each worker under xdist (`nox -s tests`: a test file per worker at
+    # a time, in this order: `--no-loadscope-reorder`), so that the other files fill
+    # the workers meanwhile instead of leaving one idle at the end.
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_configure(config: pytest.Config) -> None:
