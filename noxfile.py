@@ -175,12 +175,14 @@ def reference_servers() -> list[Path]:
 
 # The sessions `check` runs: the lanes at the same time, each lane in order. On two
 # cores one session rarely keeps both busy (a server waiting on its clients, a browser,
-# an install on the network): each lane pairs CPU-heavy sessions with waiting ones. The
-# Inspector's screenshots go into docs/, which the docs session requires unchanged
-# while it runs: the two share a lane.
+# an install on the network): the sessions that wait most (scale, the Inspector,
+# identity, the image) run beside CPU-heavy ones, and each lane ends with sessions
+# that keep both cores busy (tests; docs and reference). The Inspector's screenshots
+# go into docs/, which the docs session requires unchanged while it runs: the two
+# share a lane.
 LANES = {
-    "lane 1": ["lint", "drift", "tests", "scale"],
-    "lane 2": ["interop", "reference", "docs", "inspector", "identity", "image"],
+    "lane 1": ["lint", "drift", "scale", "tests"],
+    "lane 2": ["interop", "inspector", "identity", "image", "docs", "reference"],
 }
 
 
